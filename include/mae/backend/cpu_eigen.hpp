@@ -1,0 +1,120 @@
+// CpuEigen: the reference backend. Host memory, GEMMs through Eigen, kernels as OpenMP loops.
+// Always available; every other backend is tested against it.
+#pragma once
+#include <Eigen/Core>
+#include <cstdlib>
+#include <cstring>
+
+#include "mae/backend/policy.hpp"
+
+namespace mae {
+
+namespace detail {
+template <class T>
+using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using ConstRowMap = Eigen::Map<const RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <class T>
+using RowMap = Eigen::Map<RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+// row-major C(m,n) = alpha * op(A) * op(B) + beta * C with Eigen; beta == 0 ignores C's old values.
+template <class T>
+void eigen_gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb,
+                T beta, T* c, Index ldc) {
+  if (m == 0 || n == 0) return;
+  RowMap<T> C(c, m, n, Eigen::OuterStride<>(ldc));
+  if (k == 0) {
+    if (beta == T(0)) C.setZero(); else C *= beta;
+    return;
+  }
+  const ConstRowMap<T> A(a, ta == Op::N ? m : k, ta == Op::N ? k : m, Eigen::OuterStride<>(lda));
+  const ConstRowMap<T> B(b, tb == Op::N ? k : n, tb == Op::N ? n : k, Eigen::OuterStride<>(ldb));
+  auto run = [&](const auto& opa, const auto& opb) {
+    if (beta == T(0)) {
+      C.noalias() = alpha * opa * opb;
+    } else {
+      if (beta != T(1)) C *= beta;
+      C.noalias() += alpha * opa * opb;
+    }
+  };
+  if (ta == Op::N && tb == Op::N) run(A, B);
+  else if (ta == Op::N) run(A, B.transpose());
+  else if (tb == Op::N) run(A.transpose(), B);
+  else run(A.transpose(), B.transpose());
+}
+
+// Work below this many iterations runs on the calling thread: a parallel region costs more.
+inline constexpr Index kParallelGrain = 2048;
+}  // namespace detail
+
+// Host memory + OpenMP loops; shared by every CPU backend (they differ only in gemm).
+struct CpuKernels {
+  using memory_space = HostMemory;
+
+  void* allocate(std::size_t bytes) {
+    const std::size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = rounded ? std::aligned_alloc(64, rounded) : nullptr;
+    MAE_CHECK(p || !rounded, "CPU backend: cannot allocate ", bytes, " bytes");
+    return p;
+  }
+  void deallocate(void* p) noexcept { std::free(p); }
+  void to_device(void* dst, const void* src, std::size_t bytes) { if (bytes) std::memcpy(dst, src, bytes); }
+  void to_host(void* dst, const void* src, std::size_t bytes) { if (bytes) std::memcpy(dst, src, bytes); }
+  void copy(void* dst, const void* src, std::size_t bytes) { if (bytes) std::memmove(dst, src, bytes); }
+  void synchronize() {}
+
+  template <class F>
+  void parallel_for(Index n, F f) {
+    if (n < detail::kParallelGrain) {
+      for (Index i = 0; i < n; ++i) f(i);
+      return;
+    }
+#pragma omp parallel for schedule(static)
+    for (Index i = 0; i < n; ++i) f(i);
+  }
+
+  // The batched product is a loop of gemm calls on the derived backend, in parallel over the batch
+  // when the single products are too small to use the threads themselves.
+  template <class Self, class T>
+  static void batched_via_gemm(Self& self, Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda,
+                               Stride2 sa, const T* b, Index ldb, Stride2 sb, T beta, T* c, Index ldc, Stride2 sc,
+                               Batch2 batch) {
+    const Index count = batch.outer * batch.inner;
+    auto one = [&](Index t) {
+      const Index i = t / batch.inner, j = t % batch.inner;
+      self.gemm_serial(ta, tb, m, n, k, alpha, a + i * sa.outer + j * sa.inner, lda, b + i * sb.outer + j * sb.inner,
+                       ldb, beta, c + i * sc.outer + j * sc.inner, ldc);
+    };
+    if (count > 1 && m * n * k < (Index(1) << 21)) {
+#pragma omp parallel for schedule(static)
+      for (Index t = 0; t < count; ++t) one(t);
+    } else {
+      for (Index t = 0; t < count; ++t) one(t);
+    }
+  }
+};
+
+struct CpuEigen : CpuKernels {
+  static constexpr const char* name = "eigen";
+
+  template <class T>
+  void gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb, T beta,
+            T* c, Index ldc) {
+    check_gemm_args(ta, tb, m, n, k, lda, ldb, ldc);
+    detail::eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  // Called from inside a parallel region: Eigen then stays on the calling thread.
+  template <class T>
+  void gemm_serial(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb,
+                   T beta, T* c, Index ldc) {
+    detail::eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  template <class T>
+  void gemm_batched(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, Stride2 sa, const T* b,
+                    Index ldb, Stride2 sb, T beta, T* c, Index ldc, Stride2 sc, Batch2 batch) {
+    check_gemm_args(ta, tb, m, n, k, lda, ldb, ldc);
+    batched_via_gemm(*this, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+  }
+};
+
+}  // namespace mae

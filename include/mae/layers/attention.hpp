@@ -1,0 +1,103 @@
+// Multi-head self-attention, as timm 0.4.12 `Attention` (fused qkv, no masking).
+// x: (N*T, D) = N samples of T tokens; H heads of Dh = D / H; qkv column s*D + h*Dh + d holds
+// component s (0 q, 1 k, 2 v) of head h, element d (the official layout).
+//   forward:  qkv = x · Wqkvᵀ + bqkv;  per (n, h): P = softmax_rows(Q Kᵀ · Dh^-½);  O = P V
+//             y = O · Wprojᵀ + bproj       (O: heads concatenated in head order, (N*T, D))
+//   backward: dO = dy · Wproj (+ proj grads);  dP = dO Vᵀ;  dV = Pᵀ dO;
+//             dS = P ∘ (dP − rowsum(dP ∘ P));  dQ = Dh^-½ · dS K;  dK = Dh^-½ · dSᵀ Q;
+//             dx += dqkv · Wqkv (+ qkv grads)
+// Heads are never split or merged by copies: the batched GEMMs address them by strides.
+#pragma once
+#include "mae/layers/linear.hpp"
+#include "mae/tensor/math.hpp"
+
+namespace mae {
+
+template <class T>
+struct AttentionCache {
+  Span<T> qkv, probs, o;  // (N*T, 3D), (N, H, T, T), (N*T, D)
+};
+
+namespace kernels {
+template <class T>
+struct SoftmaxRows {  // in place, one row of length `cols` per call
+  T* x; Index cols;
+  MAE_HOST_DEVICE void operator()(Index r) const {
+    T* row = x + r * cols;
+    T m = row[0];
+    for (Index c = 1; c < cols; ++c) m = math::max(m, row[c]);
+    T s = T(0);
+    for (Index c = 0; c < cols; ++c) {
+      row[c] = math::exp(row[c] - m);
+      s += row[c];
+    }
+    const T inv = T(1) / s;
+    for (Index c = 0; c < cols; ++c) row[c] *= inv;
+  }
+};
+template <class T>
+struct SoftmaxRowsBackward {  // dp := p ∘ (dp − Σ dp ∘ p), in place, one row per call
+  const T* p; T* dp; Index cols;
+  MAE_HOST_DEVICE void operator()(Index r) const {
+    const T* pr = p + r * cols;
+    T* dr = dp + r * cols;
+    T s = T(0);
+    for (Index c = 0; c < cols; ++c) s += dr[c] * pr[c];
+    for (Index c = 0; c < cols; ++c) dr[c] = pr[c] * (dr[c] - s);
+  }
+};
+}  // namespace kernels
+
+template <class T>
+struct Attention {
+  Index dim = 0, heads = 1;
+  Linear<T> qkv, proj;  // (3D, D), (D, D)
+
+  Index head_dim() const { return dim / heads; }
+  Index cache_elems(Index n, Index t) const { return n * t * 4 * dim + n * heads * t * t; }
+  Index scratch_elems(Index n, Index t) const { return cache_elems(n, t); }  // dO, dqkv, dP: same sizes
+  AttentionCache<T> make_cache(Span<T> s, Index n, Index t) const {
+    const Index r = n * t;
+    return {s.sub(0, r * 3 * dim), s.sub(r * 3 * dim, n * heads * t * t), s.sub(r * 3 * dim + n * heads * t * t, r * dim)};
+  }
+
+  template <class B>
+  void forward(B& be, MatView<const T> x, MatView<T> y, Index n, Index t, AttentionCache<T> c) const {
+    const Index D = dim, H = heads, Dh = head_dim();
+    const T scale = T(1) / math::sqrt(T(Dh));
+    qkv.forward(be, x, MatView<T>(c.qkv.data, n * t, 3 * D));
+    const Stride2 s_qkv{t * 3 * D, Dh}, s_p{H * t * t, t * t}, s_o{t * D, Dh};
+    const Batch2 nh{n, H};
+    const T* q = c.qkv.data;
+    be.gemm_batched(Op::N, Op::T, t, t, Dh, scale, q, 3 * D, s_qkv, q + D, 3 * D, s_qkv, T(0), c.probs.data, t, s_p, nh);
+    be.parallel_for(n * H * t, kernels::SoftmaxRows<T>{c.probs.data, t});
+    be.gemm_batched(Op::N, Op::N, t, Dh, t, T(1), c.probs.data, t, s_p, q + 2 * D, 3 * D, s_qkv, T(0), c.o.data, D, s_o,
+                    nh);
+    proj.forward(be, MatView<const T>(c.o.data, n * t, D), y);
+  }
+
+  // scratch: scratch_elems(n, t) elements, contents irrelevant.
+  template <class B>
+  void backward(B& be, MatView<const T> x, MatView<const T> dy, Index n, Index t, AttentionCache<T> c, Span<T> scratch,
+                MatView<T> dx) const {
+    const Index D = dim, H = heads, Dh = head_dim(), r = n * t;
+    const T scale = T(1) / math::sqrt(T(Dh));
+    T* d_o = scratch.data;
+    T* dqkv = d_o + r * D;
+    T* dp = dqkv + r * 3 * D;
+    zero(be, Span<T>{d_o, r * D});
+    proj.backward(be, MatView<const T>(c.o.data, r, D), dy, MatView<T>(d_o, r, D));
+    const Stride2 s_qkv{t * 3 * D, Dh}, s_p{H * t * t, t * t}, s_o{t * D, Dh};
+    const Batch2 nh{n, H};
+    const T* q = c.qkv.data;
+    const T* p = c.probs.data;
+    be.gemm_batched(Op::N, Op::T, t, t, Dh, T(1), d_o, D, s_o, q + 2 * D, 3 * D, s_qkv, T(0), dp, t, s_p, nh);
+    be.gemm_batched(Op::T, Op::N, t, Dh, t, T(1), p, t, s_p, d_o, D, s_o, T(0), dqkv + 2 * D, 3 * D, s_qkv, nh);
+    be.parallel_for(n * H * t, kernels::SoftmaxRowsBackward<T>{p, dp, t});
+    be.gemm_batched(Op::N, Op::N, t, Dh, t, scale, dp, t, s_p, q + D, 3 * D, s_qkv, T(0), dqkv, 3 * D, s_qkv, nh);
+    be.gemm_batched(Op::T, Op::N, t, Dh, t, scale, dp, t, s_p, q, 3 * D, s_qkv, T(0), dqkv + D, 3 * D, s_qkv, nh);
+    qkv.backward(be, x, MatView<const T>(dqkv, r, 3 * D), dx);
+  }
+};
+
+}  // namespace mae

@@ -1,0 +1,82 @@
+// Pre-norm transformer block, as timm 0.4.12 `Block` (no dropout, drop-path or layer scale):
+//   x1 = x + Attn(LN1(x));   y = x1 + MLP(LN2(x1))
+//   backward: dx1 = dy + LN2ᵀ(MLPᵀ(dy));   dx += dx1 + LN1ᵀ(Attnᵀ(dx1))
+#pragma once
+#include <algorithm>
+
+#include "mae/layers/attention.hpp"
+#include "mae/layers/layer_norm.hpp"
+#include "mae/layers/mlp.hpp"
+
+namespace mae {
+
+template <class T>
+struct BlockCache {
+  LayerNormCache<T> ln1, ln2;
+  Span<T> xn1, x1, xn2;  // (R, D) each
+  AttentionCache<T> attn;
+  MlpCache<T> mlp;
+};
+
+template <class T>
+struct Block {
+  Index dim = 0;
+  LayerNorm<T> norm1, norm2;
+  Attention<T> attn;
+  Mlp<T> mlp;
+
+  Index cache_elems(Index n, Index t) const {
+    const Index r = n * t;
+    return 2 * LayerNorm<T>::cache_elems(r) + 3 * r * dim + attn.cache_elems(n, t) + mlp.cache_elems(r);
+  }
+  Index scratch_elems(Index n, Index t) const {
+    const Index r = n * t;
+    return 2 * r * dim + std::max(attn.scratch_elems(n, t), mlp.scratch_elems(r));
+  }
+  BlockCache<T> make_cache(Span<T> s, Index n, Index t) const {
+    const Index r = n * t;
+    BlockCache<T> c;
+    Index o = 0;
+    auto take = [&](Index k) { Span<T> v = s.sub(o, k); o += k; return v; };
+    c.ln1 = LayerNorm<T>::make_cache(take(2 * r), r);
+    c.ln2 = LayerNorm<T>::make_cache(take(2 * r), r);
+    c.xn1 = take(r * dim);
+    c.x1 = take(r * dim);
+    c.xn2 = take(r * dim);
+    c.attn = attn.make_cache(take(attn.cache_elems(n, t)), n, t);
+    c.mlp = mlp.make_cache(take(mlp.cache_elems(r)), r);
+    return c;
+  }
+
+  template <class B>
+  void forward(B& be, MatView<const T> x, MatView<T> y, Index n, Index t, BlockCache<T> c) const {
+    const Index r = n * t;
+    MatView<T> xn1(c.xn1.data, r, dim), x1(c.x1.data, r, dim), xn2(c.xn2.data, r, dim);
+    norm1.forward(be, x, xn1, c.ln1);
+    attn.forward(be, xn1, x1, n, t, c.attn);
+    add_to(be, x.span(), x1.span());
+    norm2.forward(be, x1, xn2, c.ln2);
+    mlp.forward(be, xn2, y, c.mlp);
+    add_to(be, Span<const T>(x1.span()), y.span());
+  }
+
+  // dx += d(block)/dx · dy; scratch: scratch_elems(n, t) elements, contents irrelevant.
+  template <class B>
+  void backward(B& be, MatView<const T> x, MatView<const T> dy, Index n, Index t, BlockCache<T> c, Span<T> scratch,
+                MatView<T> dx) const {
+    const Index r = n * t;
+    Span<T> dx1 = scratch.sub(0, r * dim), dxn = scratch.sub(r * dim, r * dim);
+    Span<T> inner = scratch.sub(2 * r * dim, scratch.size - 2 * r * dim);
+    const MatView<const T> x1(c.x1.data, r, dim), xn1(c.xn1.data, r, dim), xn2(c.xn2.data, r, dim);
+    copy(be, dy.span(), dx1);
+    zero(be, dxn);
+    mlp.backward(be, xn2, dy, c.mlp, inner, MatView<T>(dxn.data, r, dim));
+    norm2.backward(be, x1, MatView<const T>(dxn.data, r, dim), c.ln2, MatView<T>(dx1.data, r, dim));
+    zero(be, dxn);
+    attn.backward(be, xn1, MatView<const T>(dx1.data, r, dim), n, t, c.attn, inner, MatView<T>(dxn.data, r, dim));
+    norm1.backward(be, x, MatView<const T>(dxn.data, r, dim), c.ln1, dx);
+    add_to(be, Span<const T>(dx1), dx.span());
+  }
+};
+
+}  // namespace mae

@@ -1,0 +1,99 @@
+// LayerNorm over the last dimension, as torch.nn.LayerNorm(D, eps=1e-6) in timm's Block and MAE.
+//   forward:  y = xhat * gamma + beta,  xhat = (x - mean) * rstd,  rstd = 1 / sqrt(var + eps),
+//             var = Σ (x - mean)² / D   (biased: divide by D)                         x, y: (R, D)
+//   backward: dgamma += Σ_r dy * xhat;   dbeta += Σ_r dy;
+//             dx += rstd * (g - mean_D(g) - xhat * mean_D(g * xhat)),  g = dy * gamma
+#pragma once
+#include "mae/tensor/math.hpp"
+#include "mae/tensor/ops.hpp"
+#include "mae/tensor/param.hpp"
+
+namespace mae {
+
+template <class T>
+struct LayerNormCache {
+  Span<T> mean, rstd;  // (R) each
+};
+
+namespace kernels {
+template <class T>
+struct LayerNormForward {  // one row per call
+  const T* x; Index ldx; T* y; Index ldy; const T* gamma; const T* beta; Index dim; T eps; T* mean; T* rstd;
+  MAE_HOST_DEVICE void operator()(Index r) const {
+    const T* xr = x + r * ldx;
+    T* yr = y + r * ldy;
+    T s = T(0);
+    for (Index c = 0; c < dim; ++c) s += xr[c];
+    const T mu = s / T(dim);
+    T v = T(0);
+    for (Index c = 0; c < dim; ++c) v += (xr[c] - mu) * (xr[c] - mu);
+    const T rs = T(1) / math::sqrt(v / T(dim) + eps);
+    for (Index c = 0; c < dim; ++c) yr[c] = (xr[c] - mu) * rs * gamma[c] + beta[c];
+    mean[r] = mu;
+    rstd[r] = rs;
+  }
+};
+template <class T>
+struct LayerNormBackwardInput {  // one row per call
+  const T* x; Index ldx; const T* dy; Index lddy; T* dx; Index lddx; const T* gamma; Index dim;
+  const T* mean; const T* rstd;
+  MAE_HOST_DEVICE void operator()(Index r) const {
+    const T* xr = x + r * ldx;
+    const T* dyr = dy + r * lddy;
+    T* dxr = dx + r * lddx;
+    const T mu = mean[r], rs = rstd[r];
+    T sg = T(0), sgx = T(0);
+    for (Index c = 0; c < dim; ++c) {
+      const T g = dyr[c] * gamma[c];
+      sg += g;
+      sgx += g * (xr[c] - mu) * rs;
+    }
+    const T mg = sg / T(dim), mgx = sgx / T(dim);
+    for (Index c = 0; c < dim; ++c) {
+      const T xhat = (xr[c] - mu) * rs;
+      dxr[c] += rs * (dyr[c] * gamma[c] - mg - xhat * mgx);
+    }
+  }
+};
+template <class T>
+struct LayerNormBackwardParams {  // one column per call: deterministic sums over rows
+  const T* x; Index ldx; const T* dy; Index lddy; Index rows; const T* mean; const T* rstd; T* dgamma; T* dbeta;
+  MAE_HOST_DEVICE void operator()(Index c) const {
+    T sgm = T(0), sb = T(0);
+    for (Index r = 0; r < rows; ++r) {
+      const T d = dy[r * lddy + c];
+      sgm += d * (x[r * ldx + c] - mean[r]) * rstd[r];
+      sb += d;
+    }
+    dgamma[c] += sgm;
+    dbeta[c] += sb;
+  }
+};
+}  // namespace kernels
+
+template <class T>
+struct LayerNorm {
+  Index dim = 0;
+  T eps = T(1e-6);
+  Param<T> gamma, beta;  // (D) each: state_dict names `.weight`, `.bias`
+
+  static Index cache_elems(Index rows) { return 2 * rows; }
+  static LayerNormCache<T> make_cache(Span<T> s, Index rows) { return {s.sub(0, rows), s.sub(rows, rows)}; }
+
+  template <class B>
+  void forward(B& be, MatView<const T> x, MatView<T> y, LayerNormCache<T> c) const {
+    MAE_ASSERT(x.cols == dim && y.cols == dim && x.rows == y.rows && c.mean.size >= x.rows, "LayerNorm: shapes");
+    be.parallel_for(x.rows, kernels::LayerNormForward<T>{x.data, x.ld, y.data, y.ld, gamma.value, beta.value, dim, eps,
+                                                         c.mean.data, c.rstd.data});
+  }
+
+  template <class B>
+  void backward(B& be, MatView<const T> x, MatView<const T> dy, LayerNormCache<T> c, MatView<T> dx) const {
+    be.parallel_for(x.rows, kernels::LayerNormBackwardInput<T>{x.data, x.ld, dy.data, dy.ld, dx.data, dx.ld,
+                                                               gamma.value, dim, c.mean.data, c.rstd.data});
+    be.parallel_for(dim, kernels::LayerNormBackwardParams<T>{x.data, x.ld, dy.data, dy.ld, x.rows, c.mean.data,
+                                                             c.rstd.data, gamma.grad, beta.grad});
+  }
+};
+
+}  // namespace mae

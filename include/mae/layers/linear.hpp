@@ -1,0 +1,31 @@
+// Linear layer, as torch.nn.Linear: weight (out, in) row-major, y = x · Wᵀ + b.
+//   forward:  y(R, out) = x(R, in) · Wᵀ + b
+//   backward: dW += dyᵀ · x;   db += Σ_r dy;   dx += dy · W      (dx skipped when dx.data is null)
+#pragma once
+#include "mae/tensor/ops.hpp"
+#include "mae/tensor/param.hpp"
+
+namespace mae {
+
+template <class T>
+struct Linear {
+  Index in = 0, out = 0;
+  Param<T> weight, bias;  // (out, in), (out); bias.value may be null (no bias)
+
+  template <class B>
+  void forward(B& be, MatView<const T> x, MatView<T> y) const {
+    MAE_ASSERT(x.cols == in && y.cols == out && x.rows == y.rows, "Linear: shape mismatch");
+    be.gemm(Op::N, Op::T, x.rows, out, in, T(1), x.data, x.ld, weight.value, in, T(0), y.data, y.ld);
+    if (bias.value) add_row_vector(be, y, bias.value);
+  }
+
+  template <class B>
+  void backward(B& be, MatView<const T> x, MatView<const T> dy, MatView<T> dx) const {
+    MAE_ASSERT(x.cols == in && dy.cols == out && x.rows == dy.rows, "Linear: shape mismatch");
+    be.gemm(Op::T, Op::N, out, in, x.rows, T(1), dy.data, dy.ld, x.data, x.ld, T(1), weight.grad, in);
+    if (bias.value) add_column_sums(be, dy, bias.grad);
+    if (dx.data) be.gemm(Op::N, Op::N, dy.rows, in, out, T(1), dy.data, dy.ld, weight.value, in, T(1), dx.data, dx.ld);
+  }
+};
+
+}  // namespace mae

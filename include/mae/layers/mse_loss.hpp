@@ -1,0 +1,103 @@
+// MAE reconstruction loss, as models_mae.forward_loss.
+//   target(n, l, (u*p + v)*C + c) = imgs[n, c, i*p + u, j*p + v],  l = i*g + j     ((u, v, c) order)
+//   norm_pix_loss: target = (t − mean(t)) / sqrt(var(t) + 1e-6), var unbiased (÷ (P−1)), per patch
+//   e(n, l) = mean_P (pred − target)²;   loss = Σ e · mask / Σ mask      (mask 1 = removed)
+//   backward: dpred(n, l, :) = scale · mask(n, l) · 2 (pred − target) / (P · Σ mask)
+// pred rows are the decoder's (N*(1+L), P) output; row 0 of each sample (cls) gets zero gradient.
+// The reduction is one sequential sum on the device: deterministic, and no host round trip.
+#pragma once
+#include "mae/tensor/math.hpp"
+#include "mae/tensor/view.hpp"
+
+namespace mae {
+namespace kernels {
+template <class T>
+struct PatchifyTarget {  // one patch per call
+  const T* imgs; Index chans, img, p, grid; bool norm_pix; T* target;
+  MAE_HOST_DEVICE void operator()(Index row) const {
+    const Index pd = p * p * chans, l2 = grid * grid, n = row / l2, l = row % l2, gi = l / grid, gj = l % grid;
+    T* t = target + row * pd;
+    for (Index u = 0; u < p; ++u)
+      for (Index v = 0; v < p; ++v)
+        for (Index c = 0; c < chans; ++c)
+          t[(u * p + v) * chans + c] = imgs[((n * chans + c) * img + gi * p + u) * img + gj * p + v];
+    if (!norm_pix) return;
+    T s = T(0);
+    for (Index k = 0; k < pd; ++k) s += t[k];
+    const T mean = s / T(pd);
+    T ss = T(0);
+    for (Index k = 0; k < pd; ++k) ss += (t[k] - mean) * (t[k] - mean);
+    const T inv = T(1) / math::sqrt(ss / T(pd - 1) + T(1e-6));
+    for (Index k = 0; k < pd; ++k) t[k] = (t[k] - mean) * inv;
+  }
+};
+template <class T>
+struct PatchError {  // e(n, l) = mean_P (pred − target)²; one patch per call
+  const T* pred; const T* target; Index l, pd; T* err;
+  MAE_HOST_DEVICE void operator()(Index row) const {
+    const T* pr = pred + ((row / l) * (1 + l) + 1 + row % l) * pd;
+    const T* tr = target + row * pd;
+    T s = T(0);
+    for (Index k = 0; k < pd; ++k) s += (pr[k] - tr[k]) * (pr[k] - tr[k]);
+    err[row] = s / T(pd);
+  }
+};
+template <class T>
+struct MaskedMean {  // stats = {Σ e·mask / Σ mask, Σ mask}; a single call
+  const T* err; const T* mask; Index count; T* stats;
+  MAE_HOST_DEVICE void operator()(Index) const {
+    T num = T(0), den = T(0);
+    for (Index i = 0; i < count; ++i) {
+      num += err[i] * mask[i];
+      den += mask[i];
+    }
+    stats[0] = num / den;
+    stats[1] = den;
+  }
+};
+template <class T>
+struct LossGrad {  // writes dpred for every row of the decoder output; one element per call
+  const T* pred; const T* target; const T* mask; const T* stats; Index l, pd; T scale; T* dpred;
+  MAE_HOST_DEVICE void operator()(Index e) const {
+    const Index row = e / pd, k = e % pd, n = row / (1 + l), t = row % (1 + l);
+    if (t == 0) {
+      dpred[e] = T(0);
+      return;
+    }
+    const Index patch = n * l + t - 1;
+    dpred[e] = mask[patch] * (T(2) * scale / (T(pd) * stats[1])) * (pred[e] - target[patch * pd + k]);
+  }
+};
+}  // namespace kernels
+
+template <class T>
+struct MseLoss {
+  Index img = 0, patch = 0, chans = 0;
+  bool norm_pix = false;
+
+  Index grid() const { return img / patch; }
+  Index patch_dim() const { return patch * patch * chans; }
+
+  // imgs (N, C, H, W) -> target (N*L, P)
+  template <class B>
+  void target(B& be, const T* imgs, Index n, MatView<T> target) const {
+    be.parallel_for(n * grid() * grid(), kernels::PatchifyTarget<T>{imgs, chans, img, patch, grid(), norm_pix, target.data});
+  }
+  // pred (N*(1+L), P), mask (N*L); err: (N*L) cache; stats: 2 elements, stats[0] = loss.
+  template <class B>
+  void forward(B& be, MatView<const T> pred, MatView<const T> target, const T* mask, Index n, Span<T> err, Span<T> stats) const {
+    const Index l = grid() * grid();
+    be.parallel_for(n * l, kernels::PatchError<T>{pred.data, target.data, l, patch_dim(), err.data});
+    be.parallel_for(1, kernels::MaskedMean<T>{err.data, mask, n * l, stats.data});
+  }
+  // dpred := scale · d loss / d pred (written, not accumulated: it starts the backward pass).
+  template <class B>
+  void backward(B& be, MatView<const T> pred, MatView<const T> target, const T* mask, Index n, Span<const T> stats,
+                T scale, MatView<T> dpred) const {
+    const Index l = grid() * grid();
+    be.parallel_for(n * (1 + l) * patch_dim(),
+                    kernels::LossGrad<T>{pred.data, target.data, mask, stats.data, l, patch_dim(), scale, dpred.data});
+  }
+};
+
+}  // namespace mae

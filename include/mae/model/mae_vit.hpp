@@ -1,0 +1,268 @@
+// MaeViT<T, Backend>: the whole masked autoencoder, as facebookresearch/mae models_mae.MaskedAutoencoderViT.
+//   loss = forward(imgs, noise): mask from noise, encoder on the kept patches, decoder on all, loss on the removed
+//   backward(scale): adds scale · d loss / d θ into the gradient arena (the caller zeroes it: zero_grad)
+//   features(imgs, n): encoder on all patches in natural order, no masking -> (n, 1 + L, D)
+// Parameters, gradients and activations live in three arenas of backend memory, planned at construction for
+// one batch size; a step allocates nothing. Host access goes through get/set/grad by official name.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mae/backend/policy.hpp"
+#include "mae/layers/mse_loss.hpp"
+#include "mae/layers/pos_embed_sincos.hpp"
+#include "mae/model/config.hpp"
+#include "mae/model/decoder.hpp"
+#include "mae/model/param_table.hpp"
+#include "mae/tensor/arena.hpp"
+
+namespace mae {
+
+template <class T, class Backend>
+class MaeViT {
+  static_assert(is_backend<Backend>::value, "Backend must satisfy mae/backend/policy.hpp");
+  static_assert(std::is_floating_point_v<T>, "T must be float or double");
+
+ public:
+  MaeViT(const MaeConfig& cfg, Backend& be, Index batch) : cfg_(cfg), be_(&be), batch_(batch) {
+    cfg_.validate();
+    MAE_CHECK(batch > 0, "MaeViT: batch must be positive, got ", batch);
+    build_table();
+    params_ = Buffer<T, Backend>(be, table_.total());
+    grads_ = Buffer<T, Backend>(be, table_.total());
+    zero(be, params_.span());
+    zero(be, grads_.span());
+    bind_layers();
+    set("pos_embed", sincos_pos_embed_2d<T>(cfg_.embed_dim, cfg_.grid_size()));
+    set("decoder_pos_embed", sincos_pos_embed_2d<T>(cfg_.decoder_embed_dim, cfg_.grid_size()));
+    plan_training();
+  }
+  MaeViT(const MaeViT&) = delete;
+  MaeViT& operator=(const MaeViT&) = delete;
+
+  const MaeConfig& config() const { return cfg_; }
+  Index batch() const { return batch_; }
+  Backend& backend() const { return *be_; }
+  const ParamTable& table() const { return table_; }
+  Span<T> param_arena() const { return params_.span(); }
+  Span<T> grad_arena() const { return grads_.span(); }
+
+  // ---- host access by official name -------------------------------------------------------------
+  std::vector<T> get(const std::string& name) const { return to_host(params_, table_.at(name)); }
+  std::vector<T> grad(const std::string& name) const { return to_host(grads_, table_.at(name)); }
+  void set(const std::string& name, const std::vector<T>& values) {
+    const ParamInfo& p = table_.at(name);
+    MAE_CHECK(Index(values.size()) == p.numel, "tensor '", name, "' has shape ", shape_str(p.shape), " (", p.numel,
+              " values), got ", values.size(), " values");
+    be_->to_device(params_.data() + p.offset, values.data(), values.size() * sizeof(T));
+  }
+
+  void zero_grad() { zero(*be_, grads_.span()); }
+
+  // ---- training step ---------------------------------------------------------------------------
+  // imgs: (N, C, H, W) and noise: (N, L), host memory, N = batch(). Returns the loss.
+  T forward(const T* imgs, const T* noise) {
+    const Index n = batch_, l = cfg_.num_patches(), k = cfg_.len_keep();
+    random_masking_into(noise, n, l, cfg_.mask_ratio, masking_);
+    for (Index i = 0; i < n * l; ++i) mask_host_[i] = masking_.ids_restore[i] >= k ? T(1) : T(0);
+    be_->to_device(imgs_.data, imgs, sizeof(T) * imgs_.size);
+    be_->to_device(ids_.data(), masking_.ids_shuffle.data(), sizeof(std::int64_t) * n * l);
+    be_->to_device(ids_.data() + n * l, masking_.ids_restore.data(), sizeof(std::int64_t) * n * l);
+    be_->to_device(mask_.data, mask_host_.data(), sizeof(T) * n * l);
+    loss_.target(*be_, imgs_.data, n, target_);
+    encoder_.forward(*be_, imgs_.data, ids_shuffle(), l, enc_);
+    decoder_.forward(*be_, enc_.out, ids_restore(), dec_);
+    loss_.forward(*be_, dec_.pred, target_, mask_.data, n, err_, stats_);
+    T out[2];
+    be_->to_host(out, stats_.data, sizeof(out));
+    forward_done_ = true;
+    return out[0];
+  }
+
+  // Adds scale · d loss / d θ for the last forward into the gradient arena.
+  void backward(T scale = T(1)) {
+    MAE_CHECK(forward_done_, "MaeViT::backward called before forward");
+    loss_.backward(*be_, dec_.pred, target_, mask_.data, batch_, stats_, scale, dpred_);
+    zero(*be_, dlatent_.span());
+    decoder_.backward(*be_, dec_, enc_.out, ids_shuffle(), ids_restore(), dpred_, scratch_, dlatent_);
+    encoder_.backward(*be_, enc_, dlatent_, scratch_);
+  }
+
+  // ---- results of the last forward, copied to the host ----------------------------------------
+  std::vector<T> pred() const { return drop_cls_rows(dec_.pred); }                   // (N, L, P)
+  std::vector<T> target() const { return copy_out(target_.data, target_.size()); }    // (N, L, P)
+  std::vector<T> latent() const { return copy_out(enc_.out.data, enc_.out.size()); }  // (N, 1+K, D)
+  std::vector<T> mask() const { return mask_host_; }                                  // (N, L)
+  const std::vector<std::int64_t>& ids_shuffle_host() const { return masking_.ids_shuffle; }
+  const std::vector<std::int64_t>& ids_restore_host() const { return masking_.ids_restore; }
+
+  // Encoder on every patch in natural order, no masking: imgs (n, C, H, W) host -> (n, 1+L, D).
+  std::vector<T> features(const T* imgs, Index n) {
+    const Index l = cfg_.num_patches();
+    if (!feat_ || feat_acts_.n != n) plan_features(n);
+    be_->to_device(feat_->data(), imgs, sizeof(T) * n * image_elems());
+    encoder_.forward(*be_, feat_->data(), feat_ids_.data(), l, feat_acts_);
+    return copy_out(feat_acts_.out.data, feat_acts_.out.size());
+  }
+
+  Index image_elems() const { return cfg_.in_chans * cfg_.img_size * cfg_.img_size; }
+
+ private:
+  void build_table() {
+    const Index D = cfg_.embed_dim, Dd = cfg_.decoder_embed_dim, L = cfg_.num_patches(), p = cfg_.patch_size;
+    // official state_dict order: module's own parameters, then submodules in registration order
+    table_.add("cls_token", {1, 1, D});
+    table_.add("pos_embed", {1, 1 + L, D}, false);
+    table_.add("mask_token", {1, 1, Dd});
+    table_.add("decoder_pos_embed", {1, 1 + L, Dd}, false);
+    table_.add("patch_embed.proj.weight", {D, cfg_.in_chans, p, p});
+    table_.add("patch_embed.proj.bias", {D});
+    auto add_block = [&](const std::string& pre, Index w, Index hidden) {
+      table_.add(pre + "norm1.weight", {w});
+      table_.add(pre + "norm1.bias", {w});
+      table_.add(pre + "attn.qkv.weight", {3 * w, w});
+      table_.add(pre + "attn.qkv.bias", {3 * w});
+      table_.add(pre + "attn.proj.weight", {w, w});
+      table_.add(pre + "attn.proj.bias", {w});
+      table_.add(pre + "norm2.weight", {w});
+      table_.add(pre + "norm2.bias", {w});
+      table_.add(pre + "mlp.fc1.weight", {hidden, w});
+      table_.add(pre + "mlp.fc1.bias", {hidden});
+      table_.add(pre + "mlp.fc2.weight", {w, hidden});
+      table_.add(pre + "mlp.fc2.bias", {w});
+    };
+    for (Index i = 0; i < cfg_.depth; ++i) add_block("blocks." + std::to_string(i) + ".", D, cfg_.mlp_hidden());
+    table_.add("norm.weight", {D});
+    table_.add("norm.bias", {D});
+    table_.add("decoder_embed.weight", {Dd, D});
+    table_.add("decoder_embed.bias", {Dd});
+    for (Index i = 0; i < cfg_.decoder_depth; ++i)
+      add_block("decoder_blocks." + std::to_string(i) + ".", Dd, cfg_.decoder_mlp_hidden());
+    table_.add("decoder_norm.weight", {Dd});
+    table_.add("decoder_norm.bias", {Dd});
+    table_.add("decoder_pred.weight", {cfg_.patch_dim(), Dd});
+    table_.add("decoder_pred.bias", {cfg_.patch_dim()});
+  }
+
+  Param<T> param(const std::string& name) const {
+    const ParamInfo& p = table_.at(name);
+    return {params_.data() + p.offset, p.trainable ? grads_.data() + p.offset : nullptr, p.numel};
+  }
+  Linear<T> linear(const std::string& pre, Index in, Index out) const {
+    return {in, out, param(pre + ".weight"), param(pre + ".bias")};
+  }
+  LayerNorm<T> layer_norm(const std::string& pre, Index dim) const {
+    return {dim, T(cfg_.layernorm_eps), param(pre + ".weight"), param(pre + ".bias")};
+  }
+  Block<T> block(const std::string& pre, Index w, Index heads, Index hidden) const {
+    Block<T> b;
+    b.dim = w;
+    b.norm1 = layer_norm(pre + "norm1", w);
+    b.norm2 = layer_norm(pre + "norm2", w);
+    b.attn = {w, heads, linear(pre + "attn.qkv", w, 3 * w), linear(pre + "attn.proj", w, w)};
+    b.mlp = {w, hidden, linear(pre + "mlp.fc1", w, hidden), linear(pre + "mlp.fc2", hidden, w)};
+    return b;
+  }
+  void bind_layers() {
+    const Index D = cfg_.embed_dim, Dd = cfg_.decoder_embed_dim;
+    encoder_.dim = D;
+    encoder_.patch = {cfg_.img_size, cfg_.patch_size, cfg_.in_chans, D,
+                      linear("patch_embed.proj", cfg_.patch_dim(), D), param("cls_token"), param("pos_embed").value};
+    for (Index i = 0; i < cfg_.depth; ++i)
+      encoder_.blocks.push_back(block("blocks." + std::to_string(i) + ".", D, cfg_.num_heads, cfg_.mlp_hidden()));
+    encoder_.norm = layer_norm("norm", D);
+    decoder_.dim = Dd;
+    decoder_.embed = linear("decoder_embed", D, Dd);
+    decoder_.unshuffle = {Dd, param("mask_token"), param("decoder_pos_embed").value};
+    for (Index i = 0; i < cfg_.decoder_depth; ++i)
+      decoder_.blocks.push_back(block("decoder_blocks." + std::to_string(i) + ".", Dd, cfg_.decoder_num_heads,
+                                      cfg_.decoder_mlp_hidden()));
+    decoder_.norm = layer_norm("decoder_norm", Dd);
+    decoder_.pred = linear("decoder_pred", Dd, cfg_.patch_dim());
+    loss_ = {cfg_.img_size, cfg_.patch_size, cfg_.in_chans, cfg_.norm_pix_loss};
+  }
+
+  // Activation arena for training: inputs, encoder and decoder activations, loss, backward scratch.
+  void plan_training() {
+    const Index n = batch_, l = cfg_.num_patches(), k = cfg_.len_keep(), P = cfg_.patch_dim();
+    auto layout = [&](Spanner<T>& sp) {
+      imgs_ = sp.take(n * image_elems());
+      mask_ = sp.take(n * l);
+      target_ = sp.mat(n * l, P);
+      err_ = sp.take(n * l);
+      stats_ = sp.take(2);
+      encoder_.layout(sp, enc_, n, k, true);
+      decoder_.layout(sp, dec_, n, k, l);
+      dpred_ = sp.mat(n * (1 + l), P);
+      dlatent_ = sp.mat(n * (1 + k), cfg_.embed_dim);
+      scratch_ = sp.take(std::max(encoder_.scratch_elems(n, k), decoder_.scratch_elems(n, k, l)));
+    };
+    Spanner<T> measure;
+    layout(measure);
+    acts_ = Buffer<T, Backend>(*be_, measure.total);
+    Spanner<T> bind{acts_.data()};
+    layout(bind);
+    ids_ = Buffer<std::int64_t, Backend>(*be_, 2 * n * l);
+    mask_host_.assign(n * l, T(0));
+    masking_.ids_shuffle.assign(n * l, 0);
+    masking_.ids_restore.assign(n * l, 0);
+  }
+  void plan_features(Index n) {
+    MAE_CHECK(n > 0, "features: batch must be positive, got ", n);
+    const Index l = cfg_.num_patches();
+    Spanner<T> measure;
+    measure.take(n * image_elems());
+    encoder_.layout(measure, feat_acts_, n, l, false);
+    feat_ = std::make_unique<Buffer<T, Backend>>(*be_, measure.total);
+    Spanner<T> bind{feat_->data()};
+    bind.take(n * image_elems());
+    encoder_.layout(bind, feat_acts_, n, l, false);
+    std::vector<std::int64_t> ids(n * l);
+    for (Index i = 0; i < n * l; ++i) ids[i] = i % l;  // identity shuffle: natural order
+    feat_ids_ = Buffer<std::int64_t, Backend>(*be_, n * l);
+    be_->to_device(feat_ids_.data(), ids.data(), sizeof(std::int64_t) * n * l);
+  }
+
+  const std::int64_t* ids_shuffle() const { return ids_.data(); }
+  const std::int64_t* ids_restore() const { return ids_.data() + batch_ * cfg_.num_patches(); }
+
+  std::vector<T> to_host(const Buffer<T, Backend>& arena, const ParamInfo& p) const {
+    return copy_out(arena.data() + p.offset, p.numel);
+  }
+  std::vector<T> copy_out(const T* src, Index count) const {
+    std::vector<T> out(count);
+    be_->to_host(out.data(), src, sizeof(T) * count);
+    return out;
+  }
+  std::vector<T> drop_cls_rows(MatView<T> m) const {
+    const std::vector<T> all = copy_out(m.data, m.size());
+    const Index n = batch_, l = cfg_.num_patches(), w = m.cols;
+    std::vector<T> out(n * l * w);
+    for (Index s = 0; s < n; ++s)
+      std::copy(all.begin() + (s * (1 + l) + 1) * w, all.begin() + (s + 1) * (1 + l) * w, out.begin() + s * l * w);
+    return out;
+  }
+
+  MaeConfig cfg_;
+  Backend* be_;
+  Index batch_;
+  ParamTable table_;
+  Buffer<T, Backend> params_, grads_, acts_;
+  Buffer<std::int64_t, Backend> ids_;
+  Encoder<T> encoder_;
+  Decoder<T> decoder_;
+  MseLoss<T> loss_;
+  EncoderActs<T> enc_;
+  DecoderActs<T> dec_;
+  Span<T> imgs_, mask_, err_, stats_, scratch_;
+  MatView<T> target_, dpred_, dlatent_;
+  Masking masking_;
+  std::vector<T> mask_host_;
+  bool forward_done_ = false;
+  std::unique_ptr<Buffer<T, Backend>> feat_;
+  Buffer<std::int64_t, Backend> feat_ids_;
+  EncoderActs<T> feat_acts_;
+};
+
+}  // namespace mae
