@@ -1,0 +1,81 @@
+// The official MAE pretraining iteration (engine_pretrain.train_one_epoch) around a MaeViT:
+//   zero the gradients at an epoch start and after every step; set the lr at the first iteration of
+//   each accumulation window (util/lr_sched.adjust_learning_rate); forward; backward of
+//   loss / accum_iter, added into the gradients; an AdamW step after the window's last iteration.
+// The AdamW moments live in two arenas that mirror the parameter arena (same offsets).
+#pragma once
+#include <vector>
+
+#include "mae/model/mae_vit.hpp"
+#include "mae/optim/adamw.hpp"
+#include "mae/optim/schedule.hpp"
+
+namespace mae {
+
+struct OptimConfig {
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.05;
+};
+
+template <class T, class B>
+class TrainLoop {
+ public:
+  TrainLoop(MaeViT<T, B>& model, const LrSchedule& schedule, const OptimConfig& opt = {})
+      : model_(&model), schedule_(schedule), adamw_(opt.beta1, opt.beta2, opt.eps, opt.weight_decay) {
+    validate(schedule_);
+    B& be = model.backend();
+    exp_avg_ = Buffer<T, B>(be, model.param_arena().size);
+    exp_avg_sq_ = Buffer<T, B>(be, model.param_arena().size);
+    zero(be, exp_avg_.span());
+    zero(be, exp_avg_sq_.span());
+    for (const ParamInfo& p : model.table().entries()) {
+      if (!p.trainable) continue;
+      segments_.push_back({model.param_arena().data + p.offset, model.grad_arena().data + p.offset,
+                           exp_avg_.data() + p.offset, exp_avg_sq_.data() + p.offset, p.numel, p.decay});
+    }
+  }
+
+  // One iteration on a batch (host imgs (N, C, H, W), noise (N, L)); returns its loss (before the
+  // division by accum_iter). Whether a step follows is decided by the global iteration index.
+  T iteration(const T* imgs, const T* noise) {
+    if (zero_grads_before(schedule_, iteration_)) model_->zero_grad();
+    if (iteration_pos(schedule_, iteration_).k % schedule_.accum_iter == 0) lr_ = lr_for_iteration(schedule_, iteration_);
+    const T loss = model_->forward(imgs, noise);
+    model_->backward(T(1) / T(schedule_.accum_iter));
+    stepped_ = is_step_iteration(schedule_, iteration_);
+    if (stepped_) adamw_.step(model_->backend(), segments_, lr_);
+    ++iteration_;
+    return loss;
+  }
+
+  Index iteration_index() const { return iteration_; }  // iterations done
+  void set_iteration_index(Index i) { iteration_ = i; }  // resume
+  double lr() const { return lr_; }                      // lr of the last iteration's window
+  bool stepped() const { return stepped_; }              // did the last iteration end with a step?
+  const LrSchedule& schedule() const { return schedule_; }
+  AdamW<T>& optimizer() { return adamw_; }
+  MaeViT<T, B>& model() { return *model_; }
+
+  std::vector<T> exp_avg(const std::string& name) const { return moment(exp_avg_, name); }
+  std::vector<T> exp_avg_sq(const std::string& name) const { return moment(exp_avg_sq_, name); }
+  Span<T> exp_avg_arena() const { return exp_avg_.span(); }
+  Span<T> exp_avg_sq_arena() const { return exp_avg_sq_.span(); }
+
+ private:
+  std::vector<T> moment(const Buffer<T, B>& arena, const std::string& name) const {
+    const ParamInfo& p = model_->table().at(name);
+    std::vector<T> out(p.numel);
+    model_->backend().to_host(out.data(), arena.data() + p.offset, sizeof(T) * p.numel);
+    return out;
+  }
+
+  MaeViT<T, B>* model_;
+  LrSchedule schedule_;
+  AdamW<T> adamw_;
+  Buffer<T, B> exp_avg_, exp_avg_sq_;
+  std::vector<typename AdamW<T>::Segment> segments_;
+  Index iteration_ = 0;
+  double lr_ = 0;
+  bool stepped_ = false;
+};
+
+}  // namespace mae
