@@ -25,8 +25,15 @@ class MaeViT {
   static_assert(std::is_floating_point_v<T>, "T must be float or double");
 
  public:
-  MaeViT(const MaeConfig& cfg, Backend& be, Index batch) : cfg_(cfg), be_(&be), batch_(batch) {
+  // What a training step encodes: the official masked step, or (for measuring the asymmetric design)
+  // every token through the encoder with the loss over all patches.
+  enum class Mode { Masked, AllTokens };
+
+  MaeViT(const MaeConfig& cfg, Backend& be, Index batch, Mode mode = Mode::Masked)
+      : cfg_(cfg), be_(&be), batch_(batch), mode_(mode) {
+    if (mode_ == Mode::AllTokens) cfg_.mask_ratio = 0.5;  // validated as a masked config; keep() overrides
     cfg_.validate();
+    if (mode_ == Mode::AllTokens) cfg_.mask_ratio = cfg.mask_ratio;
     MAE_CHECK(batch > 0, "MaeViT: batch must be positive, got ", batch);
     build_table();
     params_ = Buffer<T, Backend>(be, table_.total());
@@ -42,6 +49,9 @@ class MaeViT {
   MaeViT& operator=(const MaeViT&) = delete;
 
   const MaeConfig& config() const { return cfg_; }
+  Mode mode() const { return mode_; }
+  // Patches the encoder sees per sample: K = int(L * (1 - mask_ratio)), or L in Mode::AllTokens.
+  Index keep() const { return mode_ == Mode::AllTokens ? cfg_.num_patches() : cfg_.len_keep(); }
   Index batch() const { return batch_; }
   Backend& backend() const { return *be_; }
   const ParamTable& table() const { return table_; }
@@ -60,12 +70,20 @@ class MaeViT {
 
   void zero_grad() { zero(*be_, grads_.span()); }
 
+  // Copies every parameter from a model of the same config (e.g. a training model into an
+  // evaluation model planned for another batch size). One copy of the arena.
+  void copy_params_from(const MaeViT& other) {
+    MAE_CHECK(other.config().to_json() == cfg_.to_json(), "copy_params_from: models have different configs");
+    be_->copy(params_.data(), other.params_.data(), sizeof(T) * params_.size());
+  }
+
   // ---- training step ---------------------------------------------------------------------------
   // imgs: (N, C, H, W) and noise: (N, L), host memory, N = batch(). Returns the loss.
   T forward(const T* imgs, const T* noise) {
-    const Index n = batch_, l = cfg_.num_patches(), k = cfg_.len_keep();
+    const Index n = batch_, l = cfg_.num_patches(), k = keep();
     random_masking_into(noise, n, l, cfg_.mask_ratio, masking_);
-    for (Index i = 0; i < n * l; ++i) mask_host_[i] = masking_.ids_restore[i] >= k ? T(1) : T(0);
+    for (Index i = 0; i < n * l; ++i)
+      mask_host_[i] = masking_.ids_restore[i] >= k || mode_ == Mode::AllTokens ? T(1) : T(0);
     be_->to_device(imgs_.data, imgs, sizeof(T) * imgs_.size);
     be_->to_device(ids_.data(), masking_.ids_shuffle.data(), sizeof(std::int64_t) * n * l);
     be_->to_device(ids_.data() + n * l, masking_.ids_restore.data(), sizeof(std::int64_t) * n * l);
@@ -185,7 +203,7 @@ class MaeViT {
 
   // Activation arena for training: inputs, encoder and decoder activations, loss, backward scratch.
   void plan_training() {
-    const Index n = batch_, l = cfg_.num_patches(), k = cfg_.len_keep(), P = cfg_.patch_dim();
+    const Index n = batch_, l = cfg_.num_patches(), k = keep(), P = cfg_.patch_dim();
     auto layout = [&](Spanner<T>& sp) {
       imgs_ = sp.take(n * image_elems());
       mask_ = sp.take(n * l);
@@ -247,6 +265,7 @@ class MaeViT {
   MaeConfig cfg_;
   Backend* be_;
   Index batch_;
+  Mode mode_;
   ParamTable table_;
   Buffer<T, Backend> params_, grads_, acts_;
   Buffer<std::int64_t, Backend> ids_;

@@ -57,6 +57,8 @@ class TrainLoop {
 
   std::vector<T> exp_avg(const std::string& name) const { return moment(exp_avg_, name); }
   std::vector<T> exp_avg_sq(const std::string& name) const { return moment(exp_avg_sq_, name); }
+  void set_exp_avg(const std::string& name, const std::vector<T>& v) { set_moment(exp_avg_, name, v); }
+  void set_exp_avg_sq(const std::string& name, const std::vector<T>& v) { set_moment(exp_avg_sq_, name, v); }
   Span<T> exp_avg_arena() const { return exp_avg_.span(); }
   Span<T> exp_avg_sq_arena() const { return exp_avg_sq_.span(); }
 
@@ -66,6 +68,12 @@ class TrainLoop {
     std::vector<T> out(p.numel);
     model_->backend().to_host(out.data(), arena.data() + p.offset, sizeof(T) * p.numel);
     return out;
+  }
+
+  void set_moment(Buffer<T, B>& arena, const std::string& name, const std::vector<T>& v) {
+    const ParamInfo& p = model_->table().at(name);
+    MAE_CHECK(Index(v.size()) == p.numel, "optimizer moment of '", name, "': ", v.size(), " values, expected ", p.numel);
+    model_->backend().to_device(arena.data() + p.offset, v.data(), sizeof(T) * p.numel);
   }
 
   MaeViT<T, B>* model_;
