@@ -1,0 +1,315 @@
+// OneDnn: the CpuEigen kernels (memory, parallel_for, elementwise) with float GEMMs run as oneDNN
+// matmul primitives. Coded against oneDNN 2.6 (`matmul::desc`, `matmul::primitive_desc`).
+//
+// float:  C = alpha·op(A)·op(B) + beta·C is one matmul primitive, created the first time a call
+//         signature (ops, m, n, k, lda, ldb, ldc, batch shape and strides, alpha, beta) is seen and
+//         cached in this object. Transposes and leading dimensions are memory-descriptor strides, so
+//         our buffers are wrapped, never copied (op(A) = Aᵀ is dims (m, k) with strides (1, lda)).
+//         alpha is the output scale, beta a sum post-op; beta == 0 has no post-op, so old C contents
+//         (even NaN) are never read. gemm_batched is one primitive over 4-D descriptors
+//         [outer, inner, rows, cols] with the caller's strides (a zero stride on A or B is a
+//         broadcast batch dim of size 1); strides oneDNN cannot express (negative ones, a zero stride
+//         on C) or that it rejects run as a loop of one cached 2-D primitive.
+// double: the Eigen path (`if constexpr`): oneDNN's CPU engine has no f64 matmul.
+//
+// A call on a cached signature re-points the cached dnnl::memory objects (`set_data_handle`) and
+// executes through the C API with a pre-built argument array: this object allocates nothing. oneDNN
+// 2.6 itself makes a few small allocations inside every dnnl_primitive_execute (its internal
+// argument map); those are outside our control and are measured by tests/backend/test_gemm.cpp.
+// The scratchpad is user-managed: one 64-byte-aligned buffer owned by this object, grown only when
+// a new primitive needs more.
+//
+// Thread safety: one OneDnn object is used by one thread at a time (the cache, the memory objects
+// and the scratchpad are shared by all calls). gemm_serial alone is reentrant (pure Eigen, no
+// state), as batched_via_gemm calls it from inside a parallel region. Primitives size their
+// scratchpad for omp_get_max_threads() at creation: keep the thread count fixed while using one
+// object. The object is movable, not copyable; a moved-from object has no engine: destroy it or
+// assign to it (its float GEMMs throw mae::Error).
+#pragma once
+#include <oneapi/dnnl/dnnl.hpp>
+#include <oneapi/dnnl/dnnl_debug.h>
+
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+
+#include "mae/backend/cpu_eigen.hpp"
+
+namespace mae {
+
+namespace detail {
+
+// One gemm / gemm_batched call signature. batched = false: a 2-D primitive (strides and batch unused).
+struct DnnlGemmShape {
+  Op ta = Op::N, tb = Op::N;
+  Index m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0;
+  Stride2 sa, sb, sc;
+  Batch2 batch;
+  float alpha = 1, beta = 0;
+  bool batched = false;
+};
+
+struct DnnlGemmKey {
+  std::array<std::int64_t, 19> v{};
+  explicit DnnlGemmKey(const DnnlGemmShape& s) {
+    std::uint32_t ab = 0, bb = 0;
+    std::memcpy(&ab, &s.alpha, sizeof ab);
+    std::memcpy(&bb, &s.beta, sizeof bb);
+    v = {std::int64_t(s.ta), std::int64_t(s.tb), std::int64_t(s.batched), s.m, s.n, s.k, s.lda, s.ldb, s.ldc,
+         s.sa.outer, s.sa.inner, s.sb.outer, s.sb.inner, s.sc.outer, s.sc.inner, s.batch.outer, s.batch.inner,
+         std::int64_t(ab), std::int64_t(bb)};
+  }
+  bool operator==(const DnnlGemmKey& o) const { return v == o.v; }
+};
+
+struct DnnlGemmKeyHash {
+  std::size_t operator()(const DnnlGemmKey& key) const noexcept {
+    std::uint64_t h = 1469598103934665603ull;  // FNV-1a over the 64-bit fields
+    for (std::int64_t x : key.v) {
+      h ^= std::uint64_t(x);
+      h *= 1099511628211ull;
+      h ^= h >> 29;
+    }
+    return std::size_t(h);
+  }
+};
+
+inline std::string describe(const DnnlGemmShape& s) {
+  auto op = [](Op o) { return o == Op::N ? "N" : "T"; };
+  std::string text = cat("(ta=", op(s.ta), ", tb=", op(s.tb), ", m=", s.m, ", n=", s.n, ", k=", s.k, ", lda=", s.lda,
+                         ", ldb=", s.ldb, ", ldc=", s.ldc, ", alpha=", s.alpha, ", beta=", s.beta);
+  if (s.batched)
+    text += cat(", batch=", s.batch.outer, "x", s.batch.inner, ", sa=(", s.sa.outer, ", ", s.sa.inner, "), sb=(",
+                s.sb.outer, ", ", s.sb.inner, "), sc=(", s.sc.outer, ", ", s.sc.inner, ")");
+  return text + ")";
+}
+
+// A cached primitive with its memory objects (handles re-pointed per call) and argument array.
+// per_item: the batched signature has no 4-D primitive; the call loops over the 2-D one.
+struct DnnlMatmul {
+  dnnl::matmul prim;
+  dnnl::memory a, b, c, scratch;
+  std::array<dnnl_exec_arg_t, 4> args{};
+  int nargs = 0;
+  std::size_t scratch_bytes = 0;
+  bool per_item = false;
+};
+
+struct FreeDeleter {
+  void operator()(void* p) const noexcept { std::free(p); }
+};
+
+}  // namespace detail
+
+struct OneDnn : CpuKernels {
+  static constexpr const char* name = "onednn";
+
+  OneDnn() {
+    try {
+      engine_ = dnnl::engine(dnnl::engine::kind::cpu, 0);
+      stream_ = dnnl::stream(engine_);
+    } catch (const dnnl::error& e) {
+      throw Error(detail::cat("OneDnn: cannot create the CPU engine and stream: oneDNN ",
+                              dnnl_status2str(e.status), ": ", e.what(), " (", __FILE__, ":", __LINE__, ")"));
+    }
+  }
+  OneDnn(const OneDnn&) = delete;
+  OneDnn& operator=(const OneDnn&) = delete;
+  OneDnn(OneDnn&&) = default;
+  OneDnn& operator=(OneDnn&&) = default;
+  ~OneDnn() = default;
+
+  template <class T>
+  void gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb, T beta,
+            T* c, Index ldc) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "T must be float or double");
+    check_gemm_args(ta, tb, m, n, k, lda, ldb, ldc);
+    if constexpr (std::is_same_v<T, float>) {
+      if (m == 0 || n == 0) return;
+      if (k == 0) return detail::eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);  // C = beta·C
+      const detail::DnnlGemmShape s = shape(ta, tb, m, n, k, alpha, lda, ldb, beta, ldc);
+      execute(s, primitive_for(s), a, b, c);
+    } else {
+      detail::eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+  }
+
+  // Reentrant: Eigen on the calling thread (batched_via_gemm calls it from a parallel region).
+  template <class T>
+  void gemm_serial(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb,
+                   T beta, T* c, Index ldc) {
+    detail::eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+
+  template <class T>
+  void gemm_batched(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, Stride2 sa, const T* b,
+                    Index ldb, Stride2 sb, T beta, T* c, Index ldc, Stride2 sc, Batch2 batch) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "T must be float or double");
+    check_gemm_args(ta, tb, m, n, k, lda, ldb, ldc);
+    MAE_CHECK(batch.outer >= 0 && batch.inner >= 0, "gemm_batched: negative batch ", batch.outer, "x", batch.inner);
+    if constexpr (std::is_same_v<T, float>) {
+      if (m == 0 || n == 0 || batch.outer == 0 || batch.inner == 0) return;
+      if (k == 0)  // C = beta·C per item, A and B unread
+        return batched_via_gemm(*this, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+      if (batch.outer == 1 && batch.inner == 1) return gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      detail::DnnlGemmShape s = shape(ta, tb, m, n, k, alpha, lda, ldb, beta, ldc);
+      s.sa = sa, s.sb = sb, s.sc = sc, s.batch = batch, s.batched = true;
+      detail::DnnlMatmul& p = primitive_for(s);
+      if (!p.per_item) return execute(s, p, a, b, c);
+      detail::DnnlMatmul& q = primitive_for(shape(ta, tb, m, n, k, alpha, lda, ldb, beta, ldc));
+      for (Index i = 0; i < batch.outer; ++i)
+        for (Index j = 0; j < batch.inner; ++j)
+          execute(s, q, a + i * sa.outer + j * sa.inner, b + i * sb.outer + j * sb.inner,
+                  c + i * sc.outer + j * sc.inner);
+    } else {
+      batched_via_gemm(*this, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+    }
+  }
+
+  // Introspection for tests and benchmarks.
+  std::size_t cached_primitives() const noexcept { return cache_.size(); }
+  std::size_t scratchpad_bytes() const noexcept { return scratch_bytes_; }
+  // Batched signatures that run as a loop over a 2-D primitive (layout not expressible in 4-D).
+  std::size_t per_item_signatures() const noexcept {
+    std::size_t count = 0;
+    for (const auto& entry : cache_) count += entry.second->per_item;
+    return count;
+  }
+
+ private:
+  using Dims = dnnl::memory::dims;
+
+  static detail::DnnlGemmShape shape(Op ta, Op tb, Index m, Index n, Index k, float alpha, Index lda, Index ldb,
+                                     float beta, Index ldc) {
+    detail::DnnlGemmShape s;
+    s.ta = ta, s.tb = tb, s.m = m, s.n = n, s.k = k, s.lda = lda, s.ldb = ldb, s.ldc = ldc;
+    s.alpha = alpha, s.beta = beta;
+    return s;
+  }
+
+  static dnnl::memory::desc md(const Dims& dims, const Dims& strides) {
+    return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, strides);
+  }
+
+  // op(X) of shape (rows, cols) stored row-major with leading dimension ld: strides of the 2-D view.
+  static Dims matrix_strides(Op op, Index ld) { return op == Op::N ? Dims{ld, 1} : Dims{1, ld}; }
+
+  // 4-D descriptor of `batch` matrices whose (i, j) item starts at i*stride.outer + j*stride.inner.
+  // A zero stride over a batch dim of extent > 1 is a broadcast (extent 1) when allowed; a batch
+  // dim of extent 1 gets a nonzero stride (oneDNN's gemm-based matmul rejects zero strides).
+  // Returns false when oneDNN cannot express the layout.
+  static bool batch_md(Index rows, Index cols, const Dims& mat_strides, Index span, Stride2 stride, Batch2 batch,
+                       bool allow_broadcast, dnnl::memory::desc& out) {
+    Index dim_o = batch.outer, dim_i = batch.inner, st_o = stride.outer, st_i = stride.inner;
+    if ((dim_i > 1 && st_i < 0) || (dim_o > 1 && st_o < 0)) return false;
+    if (dim_i > 1 && st_i == 0) {
+      if (!allow_broadcast) return false;
+      dim_i = 1;
+    }
+    if (dim_o > 1 && st_o == 0) {
+      if (!allow_broadcast) return false;
+      dim_o = 1;
+    }
+    if (dim_i == 1) st_i = span;
+    if (dim_o == 1) st_o = span * dim_i;
+    out = md({dim_o, dim_i, rows, cols}, {st_o, st_i, mat_strides[0], mat_strides[1]});
+    return true;
+  }
+
+  detail::DnnlMatmul& primitive_for(const detail::DnnlGemmShape& s) {
+    const detail::DnnlGemmKey key(s);
+    const auto it = cache_.find(key);
+    if (it != cache_.end()) return *it->second;
+    auto p = std::make_unique<detail::DnnlMatmul>();
+    try {
+      create(s, *p);
+    } catch (const dnnl::error& e) {
+      const bool rejected = e.status == dnnl_unimplemented || e.status == dnnl_invalid_arguments;
+      if (!(s.batched && rejected))
+        fail(s, detail::cat("cannot create the matmul primitive: oneDNN ", dnnl_status2str(e.status), ": ", e.what()),
+             __LINE__);
+      *p = detail::DnnlMatmul{};
+      p->per_item = true;
+    }
+    if (p->scratch_bytes > scratch_bytes_) {  // grow only here, never on a cached call
+      const std::size_t bytes = (p->scratch_bytes + 63) / 64 * 64;
+      void* buf = std::aligned_alloc(64, bytes);
+      MAE_CHECK(buf, "OneDnn: cannot allocate a ", bytes, "-byte scratchpad for ", describe(s));
+      scratch_.reset(buf);
+      scratch_bytes_ = bytes;
+    }
+    return *cache_.emplace(key, std::move(p)).first->second;
+  }
+
+  // Fills p with a primitive for s (throws dnnl::error if oneDNN rejects it; p->per_item when the
+  // batched layout cannot be expressed at all).
+  void create(const detail::DnnlGemmShape& s, detail::DnnlMatmul& p) {
+    const Index arows = s.ta == Op::N ? s.m : s.k, brows = s.tb == Op::N ? s.k : s.n;
+    dnnl::memory::desc amd, bmd, cmd;
+    if (!s.batched) {
+      amd = md({s.m, s.k}, matrix_strides(s.ta, s.lda));
+      bmd = md({s.k, s.n}, matrix_strides(s.tb, s.ldb));
+      cmd = md({s.m, s.n}, {s.ldc, 1});
+    } else if (!batch_md(s.m, s.k, matrix_strides(s.ta, s.lda), arows * s.lda, s.sa, s.batch, true, amd) ||
+               !batch_md(s.k, s.n, matrix_strides(s.tb, s.ldb), brows * s.ldb, s.sb, s.batch, true, bmd) ||
+               !batch_md(s.m, s.n, {s.ldc, 1}, s.m * s.ldc, s.sc, s.batch, false, cmd)) {
+      p.per_item = true;
+      return;
+    }
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (s.alpha != 1.0f) attr.set_output_scales(0, {s.alpha});
+    if (s.beta != 0.0f) {
+      dnnl::post_ops ops;
+      ops.append_sum(s.beta);
+      attr.set_post_ops(ops);
+    }
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(amd, bmd, cmd), attr, engine_);
+    p.prim = dnnl::matmul(pd);
+    p.a = dnnl::memory(amd, engine_, nullptr);
+    p.b = dnnl::memory(bmd, engine_, nullptr);
+    p.c = dnnl::memory(cmd, engine_, nullptr);
+    p.args[0] = {DNNL_ARG_SRC, p.a.get()};
+    p.args[1] = {DNNL_ARG_WEIGHTS, p.b.get()};
+    p.args[2] = {DNNL_ARG_DST, p.c.get()};
+    p.nargs = 3;
+    const dnnl::memory::desc smd = pd.scratchpad_desc();
+    p.scratch_bytes = smd.get_size();
+    if (p.scratch_bytes > 0) {
+      p.scratch = dnnl::memory(smd, engine_, nullptr);
+      p.args[3] = {DNNL_ARG_SCRATCHPAD, p.scratch.get()};
+      p.nargs = 4;
+    }
+  }
+
+  // The per-call path: re-point the cached memory objects, execute, wait. No allocation here.
+  void execute(const detail::DnnlGemmShape& s, detail::DnnlMatmul& p, const float* a, const float* b, float* c) {
+    dnnl_status_t st = dnnl_memory_set_data_handle_v2(p.a.get(), const_cast<float*>(a), nullptr);
+    if (st == dnnl_success) st = dnnl_memory_set_data_handle_v2(p.b.get(), const_cast<float*>(b), nullptr);
+    if (st == dnnl_success) st = dnnl_memory_set_data_handle_v2(p.c.get(), c, nullptr);
+    if (st == dnnl_success && p.nargs == 4)
+      st = dnnl_memory_set_data_handle_v2(p.scratch.get(), scratch_.get(), nullptr);
+    if (st == dnnl_success) st = dnnl_primitive_execute(p.prim.get(), stream_.get(true), p.nargs, p.args.data());
+    if (st == dnnl_success) st = dnnl_stream_wait(stream_.get(true));
+    if (st != dnnl_success)
+      fail(s, detail::cat("matmul execution failed: oneDNN ", dnnl_status2str(st)), __LINE__);
+  }
+
+  [[noreturn]] static void fail(const detail::DnnlGemmShape& s, const std::string& what, int line) {
+    throw Error(detail::cat("OneDnn::", s.batched ? "gemm_batched" : "gemm", describe(s), ": ", what, " (",
+                            __FILE__, ":", line, ")"));
+  }
+
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  std::unordered_map<detail::DnnlGemmKey, std::unique_ptr<detail::DnnlMatmul>, detail::DnnlGemmKeyHash> cache_;
+  std::unique_ptr<void, detail::FreeDeleter> scratch_;
+  std::size_t scratch_bytes_ = 0;
+};
+
+}  // namespace mae
