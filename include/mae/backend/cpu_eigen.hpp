@@ -1,6 +1,8 @@
 // CpuEigen: the reference backend. Host memory, GEMMs through Eigen, kernels as OpenMP loops.
 // Always available; every other backend is tested against it.
 #pragma once
+#include <omp.h>
+
 #include <Eigen/Core>
 #include <cstdlib>
 #include <cstring>
@@ -43,8 +45,9 @@ void eigen_gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, In
   else run(A.transpose(), B.transpose());
 }
 
-// Work below this many iterations runs on the calling thread: a parallel region costs more.
-inline constexpr Index kParallelGrain = 2048;
+// Work below this many units (≈ one multiply-add each) runs on the calling thread: a parallel
+// region costs more than it saves.
+inline constexpr Index kParallelGrain = 16384;
 }  // namespace detail
 
 // Host memory + OpenMP loops; shared by every CPU backend (they differ only in gemm).
@@ -63,15 +66,31 @@ struct CpuKernels {
   void copy(void* dst, const void* src, std::size_t bytes) { if (bytes) std::memmove(dst, src, bytes); }
   void synchronize() {}
 
+  // work_per_item: rough cost of one f(i) (a row kernel passes its row length), to decide whether
+  // the loop is worth a parallel region.
   template <class F>
-  void parallel_for(Index n, F f) {
-    if (n < detail::kParallelGrain) {
-      for (Index i = 0; i < n; ++i) f(i);
+  void parallel_for(Index n, F f, Index work_per_item = 1) {
+    if (n < 2 || n * work_per_item < detail::kParallelGrain) {
+      run_range(f, 0, n);
       return;
     }
-#pragma omp parallel for schedule(static)
-    for (Index i = 0; i < n; ++i) f(i);
+#pragma omp parallel
+    {
+      const Index threads = omp_get_num_threads(), t = omp_get_thread_num();
+      run_range(f, n * t / threads, n * (t + 1) / threads);
+    }
   }
+
+ private:
+  // The functor is copied into a local so the compiler sees its pointers cannot change while the
+  // loop stores through them: that is what lets elementwise loops vectorize.
+  template <class F>
+  static void run_range(const F& f, Index begin, Index end) {
+    const F local = f;
+    for (Index i = begin; i < end; ++i) local(i);
+  }
+
+ public:
 
   // The batched product is a loop of gemm calls on the derived backend, in parallel over the batch
   // when the single products are too small to use the threads themselves.

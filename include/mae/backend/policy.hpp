@@ -17,7 +17,8 @@
 //        T beta, T* c, Index ldc, Stride2 sc, Batch2 batch);
 //        the same for every (i, j) < (batch.outer, batch.inner): A at a + i*sa.outer + j*sa.inner, ...
 //        (attention: outer = samples, inner = heads; no copies to split or merge heads).
-//   template <class F> void parallel_for(Index n, F f);    f(i) for i in [0, n), any order, f is a
+//   template <class F> void parallel_for(Index n, F f, Index work_per_item = 1);
+//        f(i) for i in [0, n), any order; work_per_item is a cost hint (CPU: parallel or not). f is a
 //        MAE_HOST_DEVICE functor holding only views and scalars (it is launched on the device for Cuda).
 //        Each f(i) writes its own outputs: kernels are deterministic by construction.
 #pragma once

@@ -70,7 +70,7 @@ struct Attention {
     const Batch2 nh{n, H};
     const T* q = c.qkv.data;
     be.gemm_batched(Op::N, Op::T, t, t, Dh, scale, q, 3 * D, s_qkv, q + D, 3 * D, s_qkv, T(0), c.probs.data, t, s_p, nh);
-    be.parallel_for(n * H * t, kernels::SoftmaxRows<T>{c.probs.data, t});
+    be.parallel_for(n * H * t, kernels::SoftmaxRows<T>{c.probs.data, t}, 8 * t);
     be.gemm_batched(Op::N, Op::N, t, Dh, t, T(1), c.probs.data, t, s_p, q + 2 * D, 3 * D, s_qkv, T(0), c.o.data, D, s_o,
                     nh);
     proj.forward(be, MatView<const T>(c.o.data, n * t, D), y);
@@ -93,7 +93,7 @@ struct Attention {
     const T* p = c.probs.data;
     be.gemm_batched(Op::N, Op::T, t, t, Dh, T(1), d_o, D, s_o, q + 2 * D, 3 * D, s_qkv, T(0), dp, t, s_p, nh);
     be.gemm_batched(Op::T, Op::N, t, Dh, t, T(1), p, t, s_p, d_o, D, s_o, T(0), dqkv + 2 * D, 3 * D, s_qkv, nh);
-    be.parallel_for(n * H * t, kernels::SoftmaxRowsBackward<T>{p, dp, t});
+    be.parallel_for(n * H * t, kernels::SoftmaxRowsBackward<T>{p, dp, t}, 4 * t);
     be.gemm_batched(Op::N, Op::N, t, Dh, t, scale, dp, t, s_p, q + D, 3 * D, s_qkv, T(0), dqkv, 3 * D, s_qkv, nh);
     be.gemm_batched(Op::T, Op::N, t, Dh, t, scale, dp, t, s_p, q, 3 * D, s_qkv, T(0), dqkv + D, 3 * D, s_qkv, nh);
     qkv.backward(be, x, MatView<const T>(dqkv, r, 3 * D), dx);

@@ -1,6 +1,8 @@
 // GELU, exact erf form as torch.nn.GELU() (not the tanh approximation).
-//   forward:  y = 0.5 · x · (1 + erf(x / √2))
-//   backward: dx += dy · (0.5 · (1 + erf(x / √2)) + x · φ(x)),   φ(x) = exp(-x²/2) / √(2π)
+//   forward:  y = x · Φ(x) = 0.5 · x · (1 + erf(x / √2))     (Φ: math::normal_cdf)
+//   backward: dx += dy · (Φ(x) + x · φ(x)),   Φ(x) = 0.5 · (1 + erf(x / √2)) = y / x,   φ(x) = exp(-x²/2) / √(2π)
+// Backward reads Φ(x) back from the forward output (y / x, exact to an ulp) instead of calling erf
+// again: erf is the dearest scalar function of the step.
 #pragma once
 #include "mae/tensor/math.hpp"
 #include "mae/tensor/view.hpp"
@@ -11,17 +13,17 @@ template <class T>
 struct GeluForward {
   const T* x; T* y;
   MAE_HOST_DEVICE void operator()(Index i) const {
-    const T v = x[i];
-    y[i] = T(0.5) * v * (T(1) + math::erf(v * math::inv_sqrt2<T>));
+    y[i] = x[i] * math::normal_cdf(x[i]);
   }
 };
 template <class T>
 struct GeluBackward {
-  const T* x; const T* dy; T* dx;
+  const T* x; const T* y; const T* dy; T* dx;
   MAE_HOST_DEVICE void operator()(Index i) const {
     const T v = x[i];
-    const T cdf = T(0.5) * (T(1) + math::erf(v * math::inv_sqrt2<T>));
     const T pdf = math::inv_sqrt_2pi<T> * math::exp(T(-0.5) * v * v);
+    // Φ(v) = y / v, exact to an ulp while y = v Φ(v) is a normal number; Φ(v) = 1/2 to all digits below that
+    const T cdf = (v > T(1e-30) || v < T(-1e-30)) ? y[i] / v : T(0.5);
     dx[i] += dy[i] * (cdf + v * pdf);
   }
 };
@@ -31,11 +33,12 @@ template <class T>
 struct Gelu {
   template <class B>
   void forward(B& be, Span<const T> x, Span<T> y) const {
-    be.parallel_for(x.size, kernels::GeluForward<T>{x.data, y.data});
+    be.parallel_for(x.size, kernels::GeluForward<T>{x.data, y.data}, 16);
   }
+  // y: this layer's forward output for x.
   template <class B>
-  void backward(B& be, Span<const T> x, Span<const T> dy, Span<T> dx) const {
-    be.parallel_for(x.size, kernels::GeluBackward<T>{x.data, dy.data, dx.data});
+  void backward(B& be, Span<const T> x, Span<const T> y, Span<const T> dy, Span<T> dx) const {
+    be.parallel_for(x.size, kernels::GeluBackward<T>{x.data, y.data, dy.data, dx.data}, 8);
   }
 };
 

@@ -56,17 +56,24 @@ struct LayerNormBackwardInput {  // one row per call
   }
 };
 template <class T>
-struct LayerNormBackwardParams {  // one column per call: deterministic sums over rows
-  const T* x; Index ldx; const T* dy; Index lddy; Index rows; const T* mean; const T* rstd; T* dgamma; T* dbeta;
-  MAE_HOST_DEVICE void operator()(Index c) const {
-    T sgm = T(0), sb = T(0);
+struct LayerNormBackwardParams {  // one chunk of columns per call (see AddColumnSums): sums over rows in order
+  const T* x; Index ldx; const T* dy; Index lddy; Index rows, dim; const T* mean; const T* rstd; T* dgamma; T* dbeta;
+  MAE_HOST_DEVICE void operator()(Index chunk) const {
+    const Index c0 = chunk * kColumnChunk, nc = dim - c0 < kColumnChunk ? dim - c0 : kColumnChunk;
+    T sgm[kColumnChunk] = {}, sb[kColumnChunk] = {};
     for (Index r = 0; r < rows; ++r) {
-      const T d = dy[r * lddy + c];
-      sgm += d * (x[r * ldx + c] - mean[r]) * rstd[r];
-      sb += d;
+      const T* xr = x + r * ldx + c0;
+      const T* dr = dy + r * lddy + c0;
+      const T mu = mean[r], rs = rstd[r];
+      for (Index j = 0; j < nc; ++j) {
+        sgm[j] += dr[j] * ((xr[j] - mu) * rs);
+        sb[j] += dr[j];
+      }
     }
-    dgamma[c] += sgm;
-    dbeta[c] += sb;
+    for (Index j = 0; j < nc; ++j) {
+      dgamma[c0 + j] += sgm[j];
+      dbeta[c0 + j] += sb[j];
+    }
   }
 };
 }  // namespace kernels
@@ -84,15 +91,17 @@ struct LayerNorm {
   void forward(B& be, MatView<const T> x, MatView<T> y, LayerNormCache<T> c) const {
     MAE_ASSERT(x.cols == dim && y.cols == dim && x.rows == y.rows && c.mean.size >= x.rows, "LayerNorm: shapes");
     be.parallel_for(x.rows, kernels::LayerNormForward<T>{x.data, x.ld, y.data, y.ld, gamma.value, beta.value, dim, eps,
-                                                         c.mean.data, c.rstd.data});
+                                                         c.mean.data, c.rstd.data}, 4 * dim);
   }
 
   template <class B>
   void backward(B& be, MatView<const T> x, MatView<const T> dy, LayerNormCache<T> c, MatView<T> dx) const {
     be.parallel_for(x.rows, kernels::LayerNormBackwardInput<T>{x.data, x.ld, dy.data, dy.ld, dx.data, dx.ld,
-                                                               gamma.value, dim, c.mean.data, c.rstd.data});
-    be.parallel_for(dim, kernels::LayerNormBackwardParams<T>{x.data, x.ld, dy.data, dy.ld, x.rows, c.mean.data,
-                                                             c.rstd.data, gamma.grad, beta.grad});
+                                                               gamma.value, dim, c.mean.data, c.rstd.data}, 6 * dim);
+    be.parallel_for(kernels::column_chunks(dim),
+                    kernels::LayerNormBackwardParams<T>{x.data, x.ld, dy.data, dy.ld, x.rows, dim, c.mean.data,
+                                                        c.rstd.data, gamma.grad, beta.grad},
+                    x.rows * kernels::kColumnChunk);
   }
 };
 

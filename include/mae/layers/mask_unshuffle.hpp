@@ -61,7 +61,8 @@ struct MaskUnshuffle {
   void backward(B& be, MatView<const T> dz, const std::int64_t* ids_shuffle, const std::int64_t* ids_restore, Index n,
                 Index l, Index keep, MatView<T> dy) const {
     be.parallel_for(n * (1 + keep) * dim, kernels::UnshuffleBackwardLatent<T>{dz.data, ids_shuffle, l, keep, dim, dy.data});
-    be.parallel_for(dim, kernels::UnshuffleBackwardMaskToken<T>{dz.data, ids_restore, n, l, keep, dim, mask_token.grad});
+    be.parallel_for(dim, kernels::UnshuffleBackwardMaskToken<T>{dz.data, ids_restore, n, l, keep, dim, mask_token.grad},
+                    n * l);
   }
 };
 

@@ -37,7 +37,7 @@ struct Mlp {
     zero(be, da);
     zero(be, dh);
     fc2.backward(be, MatView<const T>(c.a.data, r, hidden), dy, MatView<T>(da.data, r, hidden));
-    Gelu<T>{}.backward(be, Span<const T>(c.h), Span<const T>(da), dh);
+    Gelu<T>{}.backward(be, Span<const T>(c.h), Span<const T>(c.a), Span<const T>(da), dh);
     fc1.backward(be, x, MatView<const T>(dh.data, r, hidden), dx);
   }
 };

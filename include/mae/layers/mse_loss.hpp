@@ -81,13 +81,14 @@ struct MseLoss {
   // imgs (N, C, H, W) -> target (N*L, P)
   template <class B>
   void target(B& be, const T* imgs, Index n, MatView<T> target) const {
-    be.parallel_for(n * grid() * grid(), kernels::PatchifyTarget<T>{imgs, chans, img, patch, grid(), norm_pix, target.data});
+    be.parallel_for(n * grid() * grid(), kernels::PatchifyTarget<T>{imgs, chans, img, patch, grid(), norm_pix, target.data},
+                    4 * patch_dim());
   }
   // pred (N*(1+L), P), mask (N*L); err: (N*L) cache; stats: 2 elements, stats[0] = loss.
   template <class B>
   void forward(B& be, MatView<const T> pred, MatView<const T> target, const T* mask, Index n, Span<T> err, Span<T> stats) const {
     const Index l = grid() * grid();
-    be.parallel_for(n * l, kernels::PatchError<T>{pred.data, target.data, l, patch_dim(), err.data});
+    be.parallel_for(n * l, kernels::PatchError<T>{pred.data, target.data, l, patch_dim(), err.data}, 2 * patch_dim());
     be.parallel_for(1, kernels::MaskedMean<T>{err.data, mask, n * l, stats.data});
   }
   // dpred := scale · d loss / d pred (written, not accumulated: it starts the backward pass).

@@ -73,7 +73,7 @@ struct PatchEmbed {
   template <class B>
   void backward(B& be, Index n, Index keep, MatView<const T> x_patches, MatView<const T> dout, MatView<T> dtok) const {
     be.parallel_for(n * keep * dim, kernels::TokenGrad<T>{dout.data, keep, dim, dtok.data});
-    be.parallel_for(dim, kernels::ClsGrad<T>{dout.data, n, 1 + keep, dim, cls.grad});
+    be.parallel_for(dim, kernels::ClsGrad<T>{dout.data, n, 1 + keep, dim, cls.grad}, n);
     proj.backward(be, x_patches, MatView<const T>(dtok), MatView<T>());
   }
 };

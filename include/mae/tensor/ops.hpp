@@ -22,17 +22,27 @@ struct Copy {
   MAE_HOST_DEVICE void operator()(Index i) const { y[i] = x[i]; }
 };
 template <class T>
-struct AddRowVector {  // y(r, c) += v(c) for a (rows, cols) matrix with leading dimension ld
+struct AddRowVector {  // y(r, :) += v for a (rows, cols) matrix with leading dimension ld; one row per call
   T* y; Index cols, ld; const T* v;
-  MAE_HOST_DEVICE void operator()(Index i) const { y[(i / cols) * ld + i % cols] += v[i % cols]; }
+  MAE_HOST_DEVICE void operator()(Index r) const {
+    T* yr = y + r * ld;
+    for (Index c = 0; c < cols; ++c) yr[c] += v[c];
+  }
 };
+// Column reductions walk kColumnChunk adjacent columns per call, so each row read is one
+// contiguous run (a column at a time would stride through memory). Sums run over rows in order:
+// deterministic.
+inline constexpr Index kColumnChunk = 16;
+MAE_HOST_DEVICE inline Index column_chunks(Index cols) { return (cols + kColumnChunk - 1) / kColumnChunk; }
 template <class T>
-struct AddColumnSums {  // out(c) += sum_r x(r, c); one column per call: deterministic
-  const T* x; Index rows, ld; T* out;
-  MAE_HOST_DEVICE void operator()(Index c) const {
-    T s = T(0);
-    for (Index r = 0; r < rows; ++r) s += x[r * ld + c];
-    out[c] += s;
+struct AddColumnSums {  // out(c) += sum_r x(r, c); one chunk of columns per call
+  const T* x; Index rows, cols, ld; T* out;
+  MAE_HOST_DEVICE void operator()(Index chunk) const {
+    const Index c0 = chunk * kColumnChunk, nc = cols - c0 < kColumnChunk ? cols - c0 : kColumnChunk;
+    T s[kColumnChunk] = {};
+    for (Index r = 0; r < rows; ++r)
+      for (Index j = 0; j < nc; ++j) s[j] += x[r * ld + c0 + j];
+    for (Index j = 0; j < nc; ++j) out[c0 + j] += s[j];
   }
 };
 }  // namespace kernels
@@ -53,11 +63,12 @@ void copy(B& be, Span<const T> x, Span<T> y) {
 }
 template <class B, class T>
 void add_row_vector(B& be, MatView<T> y, const T* v) {
-  be.parallel_for(y.rows * y.cols, kernels::AddRowVector<T>{y.data, y.cols, y.ld, v});
+  be.parallel_for(y.rows, kernels::AddRowVector<T>{y.data, y.cols, y.ld, v}, y.cols);
 }
 template <class B, class T>
 void add_column_sums(B& be, MatView<const T> x, T* out) {
-  be.parallel_for(x.cols, kernels::AddColumnSums<T>{x.data, x.rows, x.ld, out});
+  be.parallel_for(kernels::column_chunks(x.cols), kernels::AddColumnSums<T>{x.data, x.rows, x.cols, x.ld, out},
+                  x.rows * kernels::kColumnChunk);
 }
 
 }  // namespace mae
