@@ -20,6 +20,9 @@ void load_weights(MaeViT<T, B>& model, const SafeTensorsFile& f, bool strict = t
       MAE_CHECK(!p.trainable, "'", f.path(), "': missing tensor '", p.name, "' of shape ", shape_string(p.shape));
       continue;
     }
+    const DType dt = f.info(p.name).dtype;
+    MAE_CHECK(dt == DType::F32 || dt == DType::F64 || dt == DType::F16 || dt == DType::BF16, "'", f.path(),
+              "': tensor '", p.name, "' has dtype ", dtype_name(dt), ", expected a floating type (F32, F64, F16, BF16)");
     model.set(p.name, f.read_as<T>(p.name, p.shape));
   }
   if (!strict) return;

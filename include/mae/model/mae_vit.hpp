@@ -98,6 +98,13 @@ class MaeViT {
     return out[0];
   }
 
+  // The same with the sizes checked: imgs (N, C, H, W), noise (N, L).
+  T forward(const std::vector<T>& imgs, const std::vector<T>& noise) {
+    check_batch("imgs", imgs.size(), {batch_, cfg_.in_chans, cfg_.img_size, cfg_.img_size});
+    check_batch("noise", noise.size(), {batch_, cfg_.num_patches()});
+    return forward(imgs.data(), noise.data());
+  }
+
   // Adds scale · d loss / d θ for the last forward into the gradient arena.
   void backward(T scale = T(1)) {
     MAE_CHECK(forward_done_, "MaeViT::backward called before forward");
@@ -116,6 +123,11 @@ class MaeViT {
   const std::vector<std::int64_t>& ids_restore_host() const { return masking_.ids_restore; }
 
   // Encoder on every patch in natural order, no masking: imgs (n, C, H, W) host -> (n, 1+L, D).
+  std::vector<T> features(const std::vector<T>& imgs) {
+    MAE_CHECK(!imgs.empty() && imgs.size() % image_elems() == 0, "features: imgs has ", imgs.size(),
+              " values, not a whole number of (", cfg_.in_chans, ", ", cfg_.img_size, ", ", cfg_.img_size, ") images");
+    return features(imgs.data(), Index(imgs.size()) / image_elems());
+  }
   std::vector<T> features(const T* imgs, Index n) {
     const Index l = cfg_.num_patches();
     if (!feat_ || feat_acts_.n != n) plan_features(n);
@@ -240,6 +252,13 @@ class MaeViT {
     for (Index i = 0; i < n * l; ++i) ids[i] = i % l;  // identity shuffle: natural order
     feat_ids_ = Buffer<std::int64_t, Backend>(*be_, n * l);
     be_->to_device(feat_ids_.data(), ids.data(), sizeof(std::int64_t) * n * l);
+  }
+
+  void check_batch(const char* what, std::size_t got, const std::vector<Index>& shape) const {
+    Index want = 1;
+    for (Index d : shape) want *= d;
+    MAE_CHECK(Index(got) == want, "MaeViT::forward: '", what, "' has ", got, " values, expected shape ", shape_str(shape),
+              " = ", want, " (the model was planned for batch ", batch_, ")");
   }
 
   const std::int64_t* ids_shuffle() const { return ids_.data(); }
