@@ -58,9 +58,15 @@ int main(int argc, char** argv) {
   try {
     mae::TrainConfig cfg = mae::preset_config("fmnist_tiny");
     std::string resume, backend = "onednn";
-    // the config file first, so flags override it wherever they stand
+    // --preset first, then the config file on top of it (its own "preset" wins), then the other
+    // flags, wherever they stand
     for (int i = 1; i + 1 < argc; ++i)
-      if (std::string(argv[i]) == "--config") cfg = mae::load_config_file(argv[i + 1]);
+      if (std::string(argv[i]) == "--preset") cfg = mae::preset_config(argv[++i]);
+    for (int i = 1; i + 1 < argc; ++i)
+      if (std::string(argv[i]) == "--config") {
+        const std::string path = argv[++i];
+        mae::apply_config_json(cfg, mae::io::read_json_file(path), "'" + path + "'");
+      }
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       auto val = [&]() -> std::string {
@@ -68,8 +74,7 @@ int main(int argc, char** argv) {
         return argv[++i];
       };
       if (a == "-h" || a == "--help") { std::fputs(kUsage, stdout); return 0; }
-      else if (a == "--config") val();
-      else if (a == "--preset") { const auto keep_out = cfg.out; cfg = mae::preset_config(val()); cfg.out = keep_out; }
+      else if (a == "--config" || a == "--preset") val();  // applied above
       else if (a == "--data") cfg.data = val();
       else if (a == "--out") cfg.out = val();
       else if (a == "--epochs") cfg.epochs = parse_int(a, val());

@@ -3,6 +3,7 @@
 //   { "preset": "fmnist_tiny", "model": { "embed_dim": 192, ... }, "epochs": 10, "batch": 128, ... }
 // A file's values apply on top of its preset (default fmnist_tiny); command-line flags apply last.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -12,9 +13,19 @@
 
 namespace mae {
 
-struct TrainConfig {
+// The default preset's model: 28 x 28 gray, patch 4, encoder 128 x 4 (4 heads), decoder 64 x 2 (4 heads).
+inline MaeConfig fmnist_tiny_model() {
+  MaeConfig m;
+  m.img_size = 28, m.patch_size = 4, m.in_chans = 1;
+  m.embed_dim = 128, m.depth = 4, m.num_heads = 4;
+  m.decoder_embed_dim = 64, m.decoder_depth = 2, m.decoder_num_heads = 4;
+  m.mlp_ratio = 4, m.norm_pix_loss = true, m.mask_ratio = 0.75;
+  return m;
+}
+
+struct TrainConfig {  // defaults: the fmnist_tiny preset
   std::string preset = "fmnist_tiny";
-  MaeConfig model;
+  MaeConfig model = fmnist_tiny_model();
   std::string data = "/usr/share/datasets/fashion-mnist";  // IDX folder (MNIST family) or ImageFolder root
   std::string out = "runs/pretrain_tiny";
   Index epochs = 4, warmup_epochs = 1, batch = 128, accum_iter = 1;
@@ -73,9 +84,7 @@ inline TrainConfig preset_config(const std::string& name) {
   m.norm_pix_loss = true;
   m.mask_ratio = 0.75;
   if (name == "fmnist_tiny") {
-    m.img_size = 28, m.patch_size = 4, m.in_chans = 1;
-    m.embed_dim = 128, m.depth = 4, m.num_heads = 4;
-    m.decoder_embed_dim = 64, m.decoder_depth = 2, m.decoder_num_heads = 4;
+    m = fmnist_tiny_model();
     return c;
   }
   // The paper's recipe: 800 epochs, 40 warmup, blr 1.5e-4, effective batch 4096, ImageNet at 224.
@@ -93,8 +102,12 @@ inline TrainConfig preset_config(const std::string& name) {
 inline void apply_config_json(TrainConfig& c, const nlohmann::json& j, const std::string& source) {
   MAE_CHECK(j.is_object(), source, ": config must be a JSON object, got ", j.type_name());
   if (j.contains("preset")) {
-    MAE_CHECK(j["preset"].is_string(), source, ": field 'preset' must be a string");
-    c = preset_config(j["preset"].get<std::string>());
+    MAE_CHECK(j["preset"].is_string(), source, ": field 'preset' must be a string, got ", j["preset"].dump());
+    try {
+      c = preset_config(j["preset"].get<std::string>());
+    } catch (const Error& e) {
+      throw Error(mae::detail::cat(source, ": field 'preset': ", e.what()));
+    }
   }
   const nlohmann::json known = c.to_json();
   for (const auto& item : j.items()) {
@@ -121,7 +134,7 @@ inline void apply_config_json(TrainConfig& c, const nlohmann::json& j, const std
 }
 
 inline TrainConfig load_config_file(const std::string& path) {
-  TrainConfig c;
+  TrainConfig c = preset_config("fmnist_tiny");  // the default preset, as the header says
   apply_config_json(c, io::read_json_file(path), "'" + path + "'");
   return c;
 }

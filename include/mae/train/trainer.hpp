@@ -62,10 +62,10 @@ class Trainer {
     using clock = std::chrono::steady_clock;
     if (cfg_.threads > 0) omp_set_num_threads(cfg_.threads);
     std::error_code ec;
+    MAE_CHECK(resume_.empty() || fs::exists(resume_, ec), "resume checkpoint '", resume_, "' does not exist");
     fs::create_directories(cfg_.out, ec);
     MAE_CHECK(!ec && fs::is_directory(cfg_.out), "cannot create output folder '", cfg_.out, "': ",
               ec ? ec.message() : "exists and is not a folder");
-    MAE_CHECK(resume_.empty() || fs::exists(resume_), "resume checkpoint '", resume_, "' does not exist");
 
     bool is_idx = true;
     auto data = open_dataset(cfg_.data, false, &is_idx);
@@ -107,18 +107,25 @@ class Trainer {
     TrainLoop<T, B> loop(model, sched, opt);
 
     const std::string ckpt = cfg_.out + "/checkpoint.safetensors", weights = cfg_.out + "/model.safetensors";
+    // the run config plus the data set size: data order and schedule depend on it
+    nlohmann::json run_json = cfg_.to_json();
+    run_json["dataset_images"] = data->size();
+    const Index total = cfg_.epochs * ipe;
     Index start = 0;
     if (!resume_.empty()) {
       const io::CheckpointInfo info = io::load_checkpoint(resume_, loop);
-      for (const char* key : {"batch", "accum_iter", "seed", "epochs", "warmup_epochs", "augment"})
-        MAE_CHECK(info.run_config.value(key, nlohmann::json()) == cfg_.to_json()[key], "'", resume_,
+      for (const char* key : {"batch", "accum_iter", "seed", "epochs", "warmup_epochs", "augment", "dataset_images"})
+        MAE_CHECK(info.run_config.value(key, nlohmann::json()) == run_json[key] ||
+                      (key == std::string("dataset_images") && !info.run_config.contains(key)),  // older files
+                  "'", resume_,
                   "': checkpoint was trained with ", key, " = ", info.run_config.value(key, nlohmann::json()).dump(),
-                  ", this run has ", cfg_.to_json()[key].dump(), " (a resumed run must keep it)");
+                  ", this run has ", run_json[key].dump(), " (a resumed run must keep it)");
+      MAE_CHECK(info.iteration <= total, "'", resume_, "': checkpoint is at iteration ", info.iteration,
+                ", past the end of this run's schedule (", total, " iterations)");
       start = info.iteration;
       std::printf("resumed from %s at iteration %lld (epoch %lld)\n", resume_.c_str(), (long long)start,
                   (long long)(start / ipe));
     }
-    const Index total = cfg_.epochs * ipe;
     const Index end = cfg_.max_steps > 0 ? std::min(total, start + cfg_.max_steps) : total;
     std::ofstream log(cfg_.out + "/log.jsonl", start > 0 ? std::ios::app : std::ios::trunc);
     MAE_CHECK(log.good(), "cannot write '", cfg_.out, "/log.jsonl'");
@@ -133,7 +140,15 @@ class Trainer {
       eo.augment = false;
       eo.batch_size = R;
       for (Index r = 0; r < R; ++r) {
-        Image img = held->get(r * (held->size() / R), int(mc.in_chans));
+        Image img;
+        for (Index j = r * (held->size() / R), tried = 0;; j = (j + 1) % held->size(), ++tried) {
+          try {  // with skip_bad_images, the next decodable image (as the loader does)
+            img = held->get(j, int(mc.in_chans));
+            break;
+          } catch (const std::exception&) {
+            if (!cfg_.skip_bad_images || tried + 1 >= held->size()) throw;
+          }
+        }
         img = resize(img, int(mc.img_size));
         normalize(img, lo.mean, lo.std);
         eval_imgs.insert(eval_imgs.end(), img.pixels.begin(), img.pixels.end());
@@ -166,7 +181,7 @@ class Trainer {
       }
       const T loss = loop.iteration(imgs.data(), noise.data());
       MAE_CHECK(std::isfinite(double(loss)), "loss is ", double(loss), " at iteration ", i, " (epoch ", i / ipe,
-                "): training stopped; the last checkpoint written (", ckpt, ") is unchanged");
+                "): training stopped; ", kept(ckpt));
       loss_sum += double(loss), epoch_loss += double(loss);
       ++loss_count, ++epoch_count;
       const bool epoch_end = (i + 1) % ipe == 0, last = i + 1 == end;
@@ -197,7 +212,8 @@ class Trainer {
         // a checkpoint resumes at the start of the current accumulation window (no step has
         // happened in it, so the weights and moments are those of its start)
         const Index next = i + 1, k = next % ipe, resume_at = next - (k % cfg_.accum_iter);
-        io::save_checkpoint(ckpt, loop, resume_at, cfg_.to_json());
+        check_finite_params(model, i, ckpt);  // never replace the last good checkpoint with NaNs
+        io::save_checkpoint(ckpt, loop, resume_at, run_json);
         io::save_weights(model, weights);
         if (eval) {
           eval->copy_params_from(model);
@@ -219,6 +235,19 @@ class Trainer {
     Index n = 0;
     for (const ParamInfo& p : m.table().entries()) n += p.trainable ? p.numel : 0;
     return n;
+  }
+  static std::string kept(const std::string& ckpt) {
+    std::error_code ec;
+    return std::filesystem::exists(ckpt, ec) ? "the last checkpoint written ('" + ckpt + "') is unchanged"
+                                             : "no checkpoint was written";
+  }
+  static void check_finite_params(const MaeViT<T, B>& m, Index i, const std::string& ckpt) {
+    for (const ParamInfo& p : m.table().entries()) {
+      if (!p.trainable) continue;
+      for (const T v : m.get(p.name))
+        MAE_CHECK(std::isfinite(double(v)), "parameter '", p.name, "' is ", double(v), " after the step at iteration ",
+                  i, ": training stopped; ", kept(ckpt));
+    }
   }
   static std::string format_duration(double s) {
     char buf[32];
