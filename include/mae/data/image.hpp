@@ -17,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include "mae/io/durable.hpp"
 #include "mae/config.hpp"
 
 #pragma GCC diagnostic push
@@ -99,7 +100,8 @@ inline std::vector<unsigned char> image_to_hwc(const Image& img) {
 }
 
 // Writes 8-bit HWC pixels (channels 1 = gray, 2 = gray+alpha, 3 = RGB, 4 = RGBA) as a PNG. The
-// file is written to "<path>.tmp" and renamed onto `path`, so a reader never sees half a file.
+// file is written to "<path>.tmp.<pid>", flushed to disk and renamed onto `path`, so a reader never
+// sees half a file.
 inline void write_png(const std::string& path, const std::vector<unsigned char>& hwc, int width,
                       int height, int channels) {
   MAE_CHECK(width > 0 && height > 0 && channels >= 1 && channels <= 4, "'", path,
@@ -116,7 +118,7 @@ inline void write_png(const std::string& path, const std::vector<unsigned char>&
   const int ok = stbi_write_png_to_func(sink, &encoded, width, height, channels, hwc.data(),
                                         width * channels);
   MAE_CHECK(ok != 0 && !encoded.empty(), "'", path, "': PNG encoding failed");
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = io::temp_name(path);
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     MAE_CHECK(f.is_open(), "'", path, "': cannot open '", tmp, "' for writing");
@@ -129,6 +131,7 @@ inline void write_png(const std::string& path, const std::vector<unsigned char>&
     }
   }
   std::error_code ec;
+  io::sync_path(tmp);
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
     std::error_code ignored;

@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mae/config.hpp"
+#include "mae/io/durable.hpp"
 
 namespace mae::io {
 
@@ -354,7 +355,7 @@ class SafeTensorsWriter {
     unsigned char len[8];
     for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(std::uint64_t(header.size()) >> (8 * i));
 
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    const std::string tmp = temp_name(path);
     struct RemoveTemp {   // removes the temporary file on every exit but a successful rename
       const std::string& file;
       bool keep = false;
@@ -373,9 +374,12 @@ class SafeTensorsWriter {
       if (out.fail())
         throw Error(mae::detail::cat("'", path, "': writing '", tmp, "' failed: ", std::strerror(errno)));
     }
+    if (!sync_path(tmp))
+      throw Error(mae::detail::cat("'", path, "': cannot flush '", tmp, "' to disk: ", std::strerror(errno)));
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw Error(mae::detail::cat("'", path, "': cannot rename '", tmp, "' to it: ", std::strerror(errno)));
     guard.keep = true;
+    sync_path(parent_dir(path), true);  // best effort: the rename itself is already atomic
   }
 
  private:
