@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mae.cpp needs, only those that are missing.
-#   scripts/install_deps.sh            build + test dependencies
+#   scripts/install_deps.sh            build dependencies (compiler, Eigen, oneDNN, stb, json, Catch2)
+#   scripts/install_deps.sh --test     also PyTorch + NumPy: the tests that check against the official
+#                                      model in PyTorch (they are skipped where torch is missing)
 #   scripts/install_deps.sh --data     also the Fashion-MNIST dataset (for pretrain_tiny)
-#   scripts/install_deps.sh --bench    also PyTorch (the peer in benchmarks/)
+#   scripts/install_deps.sh --bench    also PyTorch + NumPy (the peer in benchmarks/)
 set -euo pipefail
 pkgs=(build-essential cmake libeigen3-dev libdnnl-dev ocl-icd-opencl-dev libstb-dev nlohmann-json3-dev catch2)
 for arg in "$@"; do
   case "$arg" in
     --data) pkgs+=(dataset-fashion-mnist) ;;
-    --bench) pkgs+=(python3-torch python3-numpy) ;;
-    *) echo "install_deps.sh: unknown option '$arg' (expected --data or --bench)" >&2; exit 2 ;;
+    --test|--bench) pkgs+=(python3-torch python3-numpy) ;;
+    *) echo "install_deps.sh: unknown option '$arg' (expected --test, --data or --bench)" >&2; exit 2 ;;
   esac
 done
 missing=()
