@@ -15,7 +15,8 @@ struct Span {
   T* data = nullptr;
   Index size = 0;
   MAE_HOST_DEVICE T& operator[](Index i) const { return data[i]; }
-  operator Span<const T>() const { return {data, size}; }
+  template <class U = T, class = std::enable_if_t<!std::is_const_v<U>>>
+  operator Span<const U>() const { return {data, size}; }
   Span sub(Index offset, Index n) const { return {data + offset, n}; }
 };
 
@@ -29,7 +30,8 @@ struct MatView {
   MAE_HOST_DEVICE MatView(T* d, Index r, Index c) : data(d), rows(r), cols(c), ld(c) {}
   MAE_HOST_DEVICE MatView(T* d, Index r, Index c, Index l) : data(d), rows(r), cols(c), ld(l) {}
   MAE_HOST_DEVICE T& operator()(Index r, Index c) const { return data[r * ld + c]; }
-  operator MatView<const T>() const { return {data, rows, cols, ld}; }
+  template <class U = T, class = std::enable_if_t<!std::is_const_v<U>>>
+  operator MatView<const U>() const { return {data, rows, cols, ld}; }
   Index size() const { return rows * cols; }
   bool contiguous() const { return ld == cols; }
   MatView row_block(Index r0, Index n) const { return {data + r0 * ld, n, cols, ld}; }
