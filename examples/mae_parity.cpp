@@ -9,11 +9,14 @@
 #include "mae/backend/cpu_eigen.hpp"
 #include "mae/backend/default.hpp"
 #include "mae/io/fixtures.hpp"
+#ifdef MAE_HAVE_CUDA
+#include "mae/backend/cuda.hpp"  // this file is then compiled by nvcc (examples/cuda/*.cu)
+#endif
 
 namespace {
 void usage(std::FILE* f) {
   std::fprintf(f,
-               "usage: mae_parity <fixture-dir> [--dtype f32|f64] [--backend eigen|onednn] --out <file.safetensors>\n"
+               "usage: mae_parity <fixture-dir> [--dtype f32|f64] [--backend eigen|onednn|cuda] --out <file.safetensors>\n"
                "  Reads config.json, weights.safetensors and inputs.safetensors from <fixture-dir> and writes\n"
                "  loss, pred, mask, ids_restore, ids_shuffle, latent, target, features and grad.<name>\n"
                "  (training fixtures: loss.<i>, param.<s>.<name>, exp_avg.<name>, exp_avg_sq.<name>).\n");
@@ -54,13 +57,19 @@ int main(int argc, char** argv) {
     }
   }
   if (dir.empty() || out.empty() || (dtype != "f32" && dtype != "f64") ||
-      (backend != "eigen" && backend != "onednn")) {
+      (backend != "eigen" && backend != "onednn" && backend != "cuda")) {
     usage(stderr);
     return 2;
   }
   try {
     std::fprintf(stderr, "mae_parity: %s (%s, %s) -> %s\n", dir.c_str(), dtype.c_str(), backend.c_str(), out.c_str());
-    if (backend == "onednn") {
+    if (backend == "cuda") {
+#ifdef MAE_HAVE_CUDA
+      if (dtype == "f32") run<float, mae::Cuda>(dir, out); else run<double, mae::Cuda>(dir, out);
+#else
+      throw mae::Error("this build has no CUDA backend (configure with -DMAE_WITH_CUDA=ON)");
+#endif
+    } else if (backend == "onednn") {
 #ifdef MAE_HAVE_ONEDNN
       if (dtype == "f32") run<float, mae::OneDnn>(dir, out); else run<double, mae::OneDnn>(dir, out);
 #else

@@ -7,6 +7,9 @@
 #include "mae/backend/cpu_eigen.hpp"
 #include "mae/backend/default.hpp"
 #include "mae/train/trainer.hpp"
+#ifdef MAE_HAVE_CUDA
+#include "mae/backend/cuda.hpp"  // this file is then compiled by nvcc (examples/cuda/*.cu)
+#endif
 
 namespace {
 const char* kUsage = R"(usage: pretrain_tiny [options]
@@ -19,7 +22,7 @@ const char* kUsage = R"(usage: pretrain_tiny [options]
   --seed N  --threads N  --log-every N  --recon-images N
   --no-augment         resize instead of RandomResizedCrop + flip
   --skip-bad-images    skip (and count) unreadable images instead of stopping
-  --dtype f32|f64      --backend onednn|eigen
+  --dtype f32|f64      --backend onednn|eigen|cuda
   --resume FILE        continue from a checkpoint.safetensors, bit for bit
   --full               the paper's schedule: 800 epochs, 40 warmup, blr 1.5e-4, effective batch 4096
 )";
@@ -100,7 +103,16 @@ int main(int argc, char** argv) {
       else throw mae::Error("unknown option '" + a + "' (see --help)");
     }
     cfg.validate();
-    if (backend != "onednn" && backend != "eigen") throw mae::Error("--backend must be onednn or eigen, got '" + backend + "'");
+    if (backend != "onednn" && backend != "eigen" && backend != "cuda")
+      throw mae::Error("--backend must be onednn, eigen or cuda, got '" + backend + "'");
+    if (backend == "cuda") {
+#ifdef MAE_HAVE_CUDA
+      if (cfg.dtype == "f64") train<double, mae::Cuda>(cfg, resume); else train<float, mae::Cuda>(cfg, resume);
+      return 0;
+#else
+      throw mae::Error("--backend cuda: this pretrain_tiny was built without CUDA (configure with -DMAE_WITH_CUDA=ON)");
+#endif
+    }
 #ifdef MAE_HAVE_ONEDNN
     if (backend == "onednn") {
       if (cfg.dtype == "f64") train<double, mae::OneDnn>(cfg, resume); else train<float, mae::OneDnn>(cfg, resume);

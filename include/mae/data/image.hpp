@@ -30,6 +30,10 @@
 #pragma GCC diagnostic ignored "-Wmisleading-indentation"
 #pragma GCC diagnostic ignored "-Wtype-limits"
 #pragma GCC diagnostic ignored "-Wconversion"
+#ifdef __CUDACC__  // nvcc's front end has its own numbering: 550 = set but never used
+#pragma nv_diagnostic push
+#pragma nv_diag_suppress 550
+#endif
 #ifndef MAE_STB_NO_IMPLEMENTATION
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
@@ -38,6 +42,9 @@
 #endif
 #include <stb_image.h>
 #include <stb_image_write.h>
+#ifdef __CUDACC__
+#pragma nv_diagnostic pop
+#endif
 #pragma GCC diagnostic pop
 
 namespace mae {
