@@ -2,6 +2,7 @@
 // (Debian's dataset-fashion-mnist) that trains in minutes on two cores. Writes into --out:
 // checkpoint.safetensors, model.safetensors, log.jsonl and recon_<epoch>.png.
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "mae/backend/cpu_eigen.hpp"
@@ -58,6 +59,11 @@ void train(const mae::TrainConfig& cfg, const std::string& resume) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Threads that finish their share of a parallel loop sleep instead of spinning, unless the user
+  // chose otherwise: on a shared machine a spinning thread whose partner was descheduled stalls
+  // every one of the thousands of parallel regions of a step (3-10x slower under load, measured in
+  // benchmarks/README.md), and on an idle machine passive waiting costs little.
+  setenv("OMP_WAIT_POLICY", "passive", /*overwrite=*/0);
   try {
     mae::TrainConfig cfg = mae::preset_config("fmnist_tiny");
     std::string resume, backend = "onednn";
