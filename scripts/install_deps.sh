@@ -4,13 +4,14 @@
 #   scripts/install_deps.sh --test     also PyTorch + NumPy: the tests that check against the official
 #                                      model in PyTorch (they are skipped where torch is missing)
 #   scripts/install_deps.sh --data     also the Fashion-MNIST dataset (for pretrain_tiny)
-#   scripts/install_deps.sh --bench    also PyTorch + NumPy (the peer in benchmarks/)
+#   scripts/install_deps.sh --bench    also PyTorch + NumPy + OpenBLAS (the peer in benchmarks/)
 set -euo pipefail
 pkgs=(build-essential cmake libeigen3-dev libdnnl-dev ocl-icd-opencl-dev libstb-dev nlohmann-json3-dev catch2)
 for arg in "$@"; do
   case "$arg" in
     --data) pkgs+=(dataset-fashion-mnist) ;;
-    --test|--bench) pkgs+=(python3-torch python3-numpy) ;;
+    --test) pkgs+=(python3-torch python3-numpy) ;;
+    --bench) pkgs+=(python3-torch python3-numpy libopenblas0-openmp) ;;  # torch without OpenBLAS runs ~5 GFLOP/s
     *) echo "install_deps.sh: unknown option '$arg' (expected --test, --data or --bench)" >&2; exit 2 ;;
   esac
 done
