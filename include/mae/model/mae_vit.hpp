@@ -2,8 +2,10 @@
 //   loss = forward(imgs, noise): mask from noise, encoder on the kept patches, decoder on all, loss on the removed
 //   backward(scale): adds scale · d loss / d θ into the gradient arena (the caller zeroes it: zero_grad)
 //   features(imgs, n): encoder on all patches in natural order, no masking -> (n, 1 + L, D)
-// Parameters, gradients and activations live in three arenas of backend memory, planned at construction for
-// one batch size; a step allocates nothing. Host access goes through get/set/grad by official name.
+// Parameters, gradients and activations live in three arenas of backend memory. The parameter arena is
+// made at construction; the gradient and training-activation arenas, planned for one batch size, on the
+// first call that needs them (forward, zero_grad, grad, grad_arena), so a model used only for features
+// never holds them. After that a step allocates nothing. Host access goes through get/set/grad by name.
 #pragma once
 #include <memory>
 #include <string>
@@ -37,13 +39,10 @@ class MaeViT {
     MAE_CHECK(batch > 0, "MaeViT: batch must be positive, got ", batch);
     build_table();
     params_ = Buffer<T, Backend>(be, table_.total());
-    grads_ = Buffer<T, Backend>(be, table_.total());
     zero(be, params_.span());
-    zero(be, grads_.span());
     bind_layers();
     set("pos_embed", sincos_pos_embed_2d<T>(cfg_.embed_dim, cfg_.grid_size()));
     set("decoder_pos_embed", sincos_pos_embed_2d<T>(cfg_.decoder_embed_dim, cfg_.grid_size()));
-    plan_training();
   }
   MaeViT(const MaeViT&) = delete;
   MaeViT& operator=(const MaeViT&) = delete;
@@ -56,11 +55,17 @@ class MaeViT {
   Backend& backend() const { return *be_; }
   const ParamTable& table() const { return table_; }
   Span<T> param_arena() const { return params_.span(); }
-  Span<T> grad_arena() const { return grads_.span(); }
+  Span<T> grad_arena() {
+    ensure_training();
+    return grads_.span();
+  }
 
   // ---- host access by official name -------------------------------------------------------------
   std::vector<T> get(const std::string& name) const { return to_host(params_, table_.at(name)); }
-  std::vector<T> grad(const std::string& name) const { return to_host(grads_, table_.at(name)); }
+  std::vector<T> grad(const std::string& name) {
+    ensure_training();
+    return to_host(grads_, table_.at(name));
+  }
   void set(const std::string& name, const std::vector<T>& values) {
     const ParamInfo& p = table_.at(name);
     MAE_CHECK(Index(values.size()) == p.numel, "tensor '", name, "' has shape ", shape_str(p.shape), " (", p.numel,
@@ -68,7 +73,10 @@ class MaeViT {
     be_->to_device(params_.data() + p.offset, values.data(), values.size() * sizeof(T));
   }
 
-  void zero_grad() { zero(*be_, grads_.span()); }
+  void zero_grad() {
+    ensure_training();
+    zero(*be_, grads_.span());
+  }
 
   // Copies every parameter from a model of the same config (e.g. a training model into an
   // evaluation model planned for another batch size). One copy of the arena.
@@ -80,6 +88,7 @@ class MaeViT {
   // ---- training step ---------------------------------------------------------------------------
   // imgs: (N, C, H, W) and noise: (N, L), host memory, N = batch(). Returns the loss.
   T forward(const T* imgs, const T* noise) {
+    ensure_training();
     const Index n = batch_, l = cfg_.num_patches(), k = keep();
     random_masking_into(noise, n, l, cfg_.mask_ratio, masking_);
     for (Index i = 0; i < n * l; ++i)
@@ -177,7 +186,7 @@ class MaeViT {
 
   Param<T> param(const std::string& name) const {
     const ParamInfo& p = table_.at(name);
-    return {params_.data() + p.offset, p.trainable ? grads_.data() + p.offset : nullptr, p.numel};
+    return {params_.data() + p.offset, p.trainable && grads_.data() ? grads_.data() + p.offset : nullptr, p.numel};
   }
   Linear<T> linear(const std::string& pre, Index in, Index out) const {
     return {in, out, param(pre + ".weight"), param(pre + ".bias")};
@@ -211,6 +220,17 @@ class MaeViT {
     decoder_.norm = layer_norm("decoder_norm", Dd);
     decoder_.pred = linear("decoder_pred", Dd, cfg_.patch_dim());
     loss_ = {cfg_.img_size, cfg_.patch_size, cfg_.in_chans, cfg_.norm_pix_loss};
+  }
+
+  // Gradients (zeroed) and training activations, once; the layers are rebound to see the gradients.
+  void ensure_training() {
+    if (grads_.data()) return;
+    grads_ = Buffer<T, Backend>(*be_, table_.total());
+    zero(*be_, grads_.span());
+    encoder_.blocks.clear();
+    decoder_.blocks.clear();
+    bind_layers();
+    plan_training();
   }
 
   // Activation arena for training: inputs, encoder and decoder activations, loss, backward scratch.
