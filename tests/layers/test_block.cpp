@@ -70,10 +70,11 @@ struct BlockCase {
     blk.forward(be, MatView<const double>(x.data(), n * tok, dim), MatView<double>(y.data(), n * tok, dim), n, tok, c());
     return t::dot(y, g);
   }
-  void backward() {
+  void backward(bool accumulate = true) {
     t::prefill_nan(scratch);
     blk.backward(be, MatView<const double>(x.data(), n * tok, dim), MatView<const double>(g.data(), n * tok, dim), n,
-                 tok, c(), {scratch.data(), Index(scratch.size())}, MatView<double>(dx.data(), n * tok, dim));
+                 tok, c(), {scratch.data(), Index(scratch.size())}, MatView<double>(dx.data(), n * tok, dim),
+                 accumulate);
   }
   Vec reference() const {
     const Index r = n * tok;
@@ -127,6 +128,27 @@ TEST_CASE("Block backward twice adds twice (the += rule, residual branches inclu
   const Vec x2 = t::minus_sentinel(bc.dx);
   double worst = 0;
   for (std::size_t i = 0; i < x1.size(); ++i) worst = std::max(worst, std::abs(x2[i] - 2 * x1[i]));
+  for (std::size_t k = 0; k < bc.p.size(); ++k) {
+    const Vec g2 = t::minus_sentinel(bc.p[k].grad);
+    for (std::size_t i = 0; i < g2.size(); ++i) worst = std::max(worst, std::abs(g2[i] - 2 * g1[k][i]));
+  }
+  CHECK(worst <= 1e-12);
+}
+
+TEST_CASE("Block backward with accumulate false overwrites dx (NaN before is gone) and still adds parameter "
+          "gradients",
+          "[block]") {
+  BlockCase bc(2, 5, 12, 3, 24);
+  bc.objective();
+  bc.backward();  // += into the sentinel
+  const Vec dx_add = t::minus_sentinel(bc.dx);
+  std::vector<Vec> g1;
+  for (const Tensor& p : bc.p) g1.push_back(t::minus_sentinel(p.grad));
+  t::prefill_nan(bc.dx);
+  bc.backward(/*accumulate=*/false);  // every inner buffer (MLP, attention, GELU) is overwritten too
+  REQUIRE(t::all_finite(bc.dx));
+  CHECK(t::max_abs_diff(bc.dx, dx_add) <= 1e-12);
+  double worst = 0;
   for (std::size_t k = 0; k < bc.p.size(); ++k) {
     const Vec g2 = t::minus_sentinel(bc.p[k].grad);
     for (std::size_t i = 0; i < g2.size(); ++i) worst = std::max(worst, std::abs(g2[i] - 2 * g1[k][i]));

@@ -77,16 +77,16 @@ struct Attention {
   }
 
   // scratch: scratch_elems(n, t) elements, contents irrelevant.
+  // accumulate false: dx is overwritten instead of added to.
   template <class B>
   void backward(B& be, MatView<const T> x, MatView<const T> dy, Index n, Index t, AttentionCache<T> c, Span<T> scratch,
-                MatView<T> dx) const {
+                MatView<T> dx, bool accumulate = true) const {
     const Index D = dim, H = heads, Dh = head_dim(), r = n * t;
     const T scale = T(1) / math::sqrt(T(Dh));
     T* d_o = scratch.data;
     T* dqkv = d_o + r * D;
     T* dp = dqkv + r * 3 * D;
-    zero(be, Span<T>{d_o, r * D});
-    proj.backward(be, MatView<const T>(c.o.data, r, D), dy, MatView<T>(d_o, r, D));
+    proj.backward(be, MatView<const T>(c.o.data, r, D), dy, MatView<T>(d_o, r, D), false);
     const Stride2 s_qkv{t * 3 * D, Dh}, s_p{H * t * t, t * t}, s_o{t * D, Dh};
     const Batch2 nh{n, H};
     const T* q = c.qkv.data;
@@ -96,7 +96,7 @@ struct Attention {
     be.parallel_for(n * H * t, kernels::SoftmaxRowsBackward<T>{p, dp, t}, 4 * t);
     be.gemm_batched(Op::N, Op::N, t, Dh, t, scale, dp, t, s_p, q + D, 3 * D, s_qkv, T(0), dqkv, 3 * D, s_qkv, nh);
     be.gemm_batched(Op::T, Op::N, t, Dh, t, scale, dp, t, s_p, q, 3 * D, s_qkv, T(0), dqkv + D, 3 * D, s_qkv, nh);
-    qkv.backward(be, x, MatView<const T>(dqkv, r, 3 * D), dx);
+    qkv.backward(be, x, MatView<const T>(dqkv, r, 3 * D), dx, accumulate);
   }
 };
 

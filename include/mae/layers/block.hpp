@@ -60,22 +60,22 @@ struct Block {
     add_to(be, Span<const T>(x1.span()), y.span());
   }
 
-  // dx += d(block)/dx · dy; scratch: scratch_elems(n, t) elements, contents irrelevant.
+  // dx += d(block)/dx · dy (accumulate false: dx = ..., so the caller needs no zero fill);
+  // scratch: scratch_elems(n, t) elements, contents irrelevant.
   template <class B>
   void backward(B& be, MatView<const T> x, MatView<const T> dy, Index n, Index t, BlockCache<T> c, Span<T> scratch,
-                MatView<T> dx) const {
+                MatView<T> dx, bool accumulate = true) const {
     const Index r = n * t;
     Span<T> dx1 = scratch.sub(0, r * dim), dxn = scratch.sub(r * dim, r * dim);
     Span<T> inner = scratch.sub(2 * r * dim, scratch.size - 2 * r * dim);
     const MatView<const T> x1(c.x1.data, r, dim), xn1(c.xn1.data, r, dim), xn2(c.xn2.data, r, dim);
     copy(be, dy.span(), dx1);
-    zero(be, dxn);
-    mlp.backward(be, xn2, dy, c.mlp, inner, MatView<T>(dxn.data, r, dim));
+    mlp.backward(be, xn2, dy, c.mlp, inner, MatView<T>(dxn.data, r, dim), false);
     norm2.backward(be, x1, MatView<const T>(dxn.data, r, dim), c.ln2, MatView<T>(dx1.data, r, dim));
-    zero(be, dxn);
-    attn.backward(be, xn1, MatView<const T>(dx1.data, r, dim), n, t, c.attn, inner, MatView<T>(dxn.data, r, dim));
+    attn.backward(be, xn1, MatView<const T>(dx1.data, r, dim), n, t, c.attn, inner, MatView<T>(dxn.data, r, dim), false);
+    if (accumulate) add_to(be, Span<const T>(dx1), dx.span());
+    else copy(be, Span<const T>(dx1), dx.span());
     norm1.backward(be, x, MatView<const T>(dxn.data, r, dim), c.ln1, dx);
-    add_to(be, Span<const T>(dx1), dx.span());
   }
 };
 

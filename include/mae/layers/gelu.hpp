@@ -18,13 +18,14 @@ struct GeluForward {
 };
 template <class T>
 struct GeluBackward {
-  const T* x; const T* y; const T* dy; T* dx;
+  const T* x; const T* y; const T* dy; T* dx; bool accumulate = true;
   MAE_HOST_DEVICE void operator()(Index i) const {
     const T v = x[i];
     const T pdf = math::inv_sqrt_2pi<T> * math::exp(T(-0.5) * v * v);
     // Φ(v) = y / v, exact to an ulp while y = v Φ(v) is a normal number; Φ(v) = 1/2 to all digits below that
     const T cdf = (v > T(1e-30) || v < T(-1e-30)) ? y[i] / v : T(0.5);
-    dx[i] += dy[i] * (cdf + v * pdf);
+    const T g = dy[i] * (cdf + v * pdf);
+    dx[i] = accumulate ? dx[i] + g : g;
   }
 };
 }  // namespace kernels
@@ -35,10 +36,10 @@ struct Gelu {
   void forward(B& be, Span<const T> x, Span<T> y) const {
     be.parallel_for(x.size, kernels::GeluForward<T>{x.data, y.data}, 16);
   }
-  // y: this layer's forward output for x.
+  // y: this layer's forward output for x. accumulate false: dx is overwritten instead of added to.
   template <class B>
-  void backward(B& be, Span<const T> x, Span<const T> y, Span<const T> dy, Span<T> dx) const {
-    be.parallel_for(x.size, kernels::GeluBackward<T>{x.data, y.data, dy.data, dx.data}, 8);
+  void backward(B& be, Span<const T> x, Span<const T> y, Span<const T> dy, Span<T> dx, bool accumulate = true) const {
+    be.parallel_for(x.size, kernels::GeluBackward<T>{x.data, y.data, dy.data, dx.data, accumulate}, 8);
   }
 };
 

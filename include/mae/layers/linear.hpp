@@ -1,6 +1,7 @@
 // Linear layer, as torch.nn.Linear: weight (out, in) row-major, y = x · Wᵀ + b.
 //   forward:  y(R, out) = x(R, in) · Wᵀ + b
-//   backward: dW += dyᵀ · x;   db += Σ_r dy;   dx += dy · W      (dx skipped when dx.data is null)
+//   backward: dW += dyᵀ · x;   db += Σ_r dy;   dx += dy · W      (dx skipped when dx.data is null;
+//             with accumulate_dx false, dx = dy · W overwrites it: no zero fill needed first)
 #pragma once
 #include "mae/tensor/ops.hpp"
 #include "mae/tensor/param.hpp"
@@ -20,11 +21,13 @@ struct Linear {
   }
 
   template <class B>
-  void backward(B& be, MatView<const T> x, MatView<const T> dy, MatView<T> dx) const {
+  void backward(B& be, MatView<const T> x, MatView<const T> dy, MatView<T> dx, bool accumulate_dx = true) const {
     MAE_ASSERT(x.cols == in && dy.cols == out && x.rows == dy.rows, "Linear: shape mismatch");
     be.gemm(Op::T, Op::N, out, in, x.rows, T(1), dy.data, dy.ld, x.data, x.ld, T(1), weight.grad, in);
     if (bias.value) add_column_sums(be, dy, bias.grad);
-    if (dx.data) be.gemm(Op::N, Op::N, dy.rows, in, out, T(1), dy.data, dy.ld, weight.value, in, T(1), dx.data, dx.ld);
+    if (dx.data)
+      be.gemm(Op::N, Op::N, dy.rows, in, out, T(1), dy.data, dy.ld, weight.value, in, accumulate_dx ? T(1) : T(0),
+              dx.data, dx.ld);
   }
 };
 

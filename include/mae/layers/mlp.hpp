@@ -31,14 +31,14 @@ struct Mlp {
   }
 
   template <class B>
-  void backward(B& be, MatView<const T> x, MatView<const T> dy, MlpCache<T> c, Span<T> scratch, MatView<T> dx) const {
+  // dx += (or, with accumulate false, =) d(mlp)/dx · dy. Scratch is overwritten, never zero-filled.
+  void backward(B& be, MatView<const T> x, MatView<const T> dy, MlpCache<T> c, Span<T> scratch, MatView<T> dx,
+                bool accumulate = true) const {
     const Index r = x.rows;
     Span<T> da = scratch.sub(0, r * hidden), dh = scratch.sub(r * hidden, r * hidden);
-    zero(be, da);
-    zero(be, dh);
-    fc2.backward(be, MatView<const T>(c.a.data, r, hidden), dy, MatView<T>(da.data, r, hidden));
-    Gelu<T>{}.backward(be, Span<const T>(c.h), Span<const T>(c.a), Span<const T>(da), dh);
-    fc1.backward(be, x, MatView<const T>(dh.data, r, hidden), dx);
+    fc2.backward(be, MatView<const T>(c.a.data, r, hidden), dy, MatView<T>(da.data, r, hidden), false);
+    Gelu<T>{}.backward(be, Span<const T>(c.h), Span<const T>(c.a), Span<const T>(da), dh, false);
+    fc1.backward(be, x, MatView<const T>(dh.data, r, hidden), dx, accumulate);
   }
 };
 

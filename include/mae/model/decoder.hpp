@@ -57,7 +57,7 @@ struct Decoder {
     pred.forward(be, a.normed, a.pred);
   }
 
-  // dpred: d loss / d pred (every row); dlatent += d loss / d latent; adds every parameter gradient.
+  // dpred: d loss / d pred (every row); dlatent = d loss / d latent (overwritten); adds every parameter gradient.
   template <class B>
   void backward(B& be, const DecoderActs<T>& a, MatView<const T> latent, const std::int64_t* ids_shuffle,
                 const std::int64_t* ids_restore, MatView<const T> dpred, Span<T> scratch, MatView<T> dlatent) const {
@@ -67,17 +67,14 @@ struct Decoder {
     Span<T> block_scratch = sp.take(blocks[0].scratch_elems(a.n, t));
     MatView<T> dy = sp.mat(a.n * (1 + a.keep), dim);
     MAE_ASSERT(sp.total <= scratch.size, "decoder scratch too small");
-    zero(be, g[1].span());
-    pred.backward(be, a.normed, dpred, g[1]);
+    pred.backward(be, a.normed, dpred, g[1], /*accumulate_dx=*/false);
     zero(be, g[0].span());
     norm.backward(be, a.zs[depth()], g[1], a.norm, g[0]);
-    for (Index i = depth() - 1, k = 0; i >= 0; --i, k ^= 1) {
-      zero(be, g[k ^ 1].span());
-      blocks[i].backward(be, a.zs[i], g[k], a.n, t, a.caches[i], block_scratch, g[k ^ 1]);
-    }
+    for (Index i = depth() - 1, k = 0; i >= 0; --i, k ^= 1)
+      blocks[i].backward(be, a.zs[i], g[k], a.n, t, a.caches[i], block_scratch, g[k ^ 1], /*accumulate=*/false);
     zero(be, dy.span());
     unshuffle.backward(be, g[depth() % 2], ids_shuffle, ids_restore, a.n, a.l, a.keep, dy);
-    embed.backward(be, latent, dy, dlatent);
+    embed.backward(be, latent, dy, dlatent, /*accumulate_dx=*/false);
   }
 };
 

@@ -86,10 +86,8 @@ struct Encoder {
     MAE_ASSERT(sp.total <= scratch.size, "encoder scratch too small");
     zero(be, g[0].span());
     norm.backward(be, a.in(depth()), dout, a.norm, g[0]);
-    for (Index i = depth() - 1, k = 0; i >= 0; --i, k ^= 1) {
-      zero(be, g[k ^ 1].span());
-      blocks[i].backward(be, a.in(i), g[k], a.n, t, a.cache(i), block_scratch, g[k ^ 1]);
-    }
+    for (Index i = depth() - 1, k = 0; i >= 0; --i, k ^= 1)
+      blocks[i].backward(be, a.in(i), g[k], a.n, t, a.cache(i), block_scratch, g[k ^ 1], /*accumulate=*/false);
     patch.backward(be, a.n, a.keep, a.patches, g[depth() % 2], dtok);
   }
 };

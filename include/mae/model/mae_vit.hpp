@@ -118,7 +118,6 @@ class MaeViT {
   void backward(T scale = T(1)) {
     MAE_CHECK(forward_done_, "MaeViT::backward called before forward");
     loss_.backward(*be_, dec_.pred, target_, mask_.data, batch_, stats_, scale, dpred_);
-    zero(*be_, dlatent_.span());
     decoder_.backward(*be_, dec_, enc_.out, ids_shuffle(), ids_restore(), dpred_, scratch_, dlatent_);
     encoder_.backward(*be_, enc_, dlatent_, scratch_);
   }
