@@ -92,6 +92,14 @@ struct CpuKernels {
 
  public:
 
+  // One product on the calling thread, safe inside a parallel region (Eigen then stays serial):
+  // what batched_via_gemm runs per batch item, for every CPU backend.
+  template <class T>
+  void gemm_serial(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb,
+                   T beta, T* c, Index ldc) {
+    detail::eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+
   // The batched product is a loop of gemm calls on the derived backend, in parallel over the batch
   // when the single products are too small to use the threads themselves.
   template <class Self, class T>
@@ -120,12 +128,6 @@ struct CpuEigen : CpuKernels {
   void gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb, T beta,
             T* c, Index ldc) {
     check_gemm_args(ta, tb, m, n, k, lda, ldb, ldc);
-    detail::eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  }
-  // Called from inside a parallel region: Eigen then stays on the calling thread.
-  template <class T>
-  void gemm_serial(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb,
-                   T beta, T* c, Index ldc) {
     detail::eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
   template <class T>

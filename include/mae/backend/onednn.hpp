@@ -139,13 +139,6 @@ struct OneDnn : CpuKernels {
     }
   }
 
-  // Reentrant: Eigen on the calling thread (batched_via_gemm calls it from a parallel region).
-  template <class T>
-  void gemm_serial(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb,
-                   T beta, T* c, Index ldc) {
-    detail::eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  }
-
   template <class T>
   void gemm_batched(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, Stride2 sa, const T* b,
                     Index ldb, Stride2 sb, T beta, T* c, Index ldc, Stride2 sc, Batch2 batch) {
