@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh --data
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMAE_BUILD_TESTS=OFF -DMAE_BUILD_BENCHMARKS=OFF
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMAE_BUILD_EXAMPLES=ON
 cmake --build build -j"$(nproc)" --target pretrain_tiny
 exec ./build/examples/pretrain_tiny "$@"

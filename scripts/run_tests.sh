@@ -13,7 +13,7 @@ cuda=()
 nvcc=$(command -v nvcc || true)
 [ -n "$nvcc" ] || [ ! -x /usr/local/cuda/bin/nvcc ] || nvcc=/usr/local/cuda/bin/nvcc
 [ -z "$nvcc" ] || cuda=(-DMAE_WITH_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc")
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "${cuda[@]}"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMAE_BUILD_TESTS=ON -DMAE_BUILD_EXAMPLES=ON "${cuda[@]}"
 cmake --build "$build" -j"$jobs"
 cd "$build"
 ctest --output-on-failure -j"$jobs" --timeout 900
