@@ -36,6 +36,9 @@
 #include "mae/tensor/rng.hpp"
 #include "mae/train/train_loop.hpp"
 #include "support/bench.hpp"
+#ifdef MAE_HAVE_CUDA
+#include "mae/backend/cuda.hpp"  // this file is then compiled by nvcc (benchmarks/cuda/bench_step.cu)
+#endif
 
 namespace {
 
@@ -161,17 +164,27 @@ double sgemm_gflops(Index n, double budget_s, double& checksum) {
   mae::Rng rng(11, 0, 0);
   for (float& x : a) x = rng.uniform_float() - 0.5f;
   for (float& x : bm) x = rng.uniform_float() - 0.5f;
+  // operands in the backend's memory (device memory for Cuda), synchronized after every call
+  mae::Buffer<float, B> da(be, n * n), db(be, n * n), dc(be, n * n);
+  be.to_device(da.data(), a.data(), sizeof(float) * a.size());
+  be.to_device(db.data(), bm.data(), sizeof(float) * bm.size());
   b::TimeBudget tb;
   tb.budget_s = budget_s;
   const b::Stats s = b::time_it(
-      [&] { be.gemm(mae::Op::N, mae::Op::N, n, n, n, 1.0f, a.data(), n, bm.data(), n, 0.0f, c.data(), n); }, tb);
+      [&] {
+        be.gemm(mae::Op::N, mae::Op::N, n, n, n, 1.0f, da.data(), n, db.data(), n, 0.0f, dc.data(), n);
+        be.synchronize();
+      },
+      tb);
+  be.to_host(c.data(), dc.data(), sizeof(float) * c.size());
   checksum += double(c[0]) + double(c[c.size() - 1]);
   return 2.0 * double(n) * double(n) * double(n) / (s.min_ms * 1e-3) * 1e-9;
 }
 
 const char* kUsage =
     "usage: bench_step [--config NAME[,NAME..]] [--mode train|train_nomask|infer[,..]] [--json]\n"
-    "                  [--threads N] [--budget SECONDS] [--min-reps N] [--backend default|eigen]\n"
+    "                  [--threads N] [--budget SECONDS] [--min-reps N] [--backend default|eigen|cuda]\n"
+    "                  [--batch N (instead of each config's own; e.g. to fill a GPU)]\n"
     "                  [--peak GFLOPS | --no-peak] [--peak-only] [--list]\n"
     "  configs: tiny32 fmnist28 base224 (default: all); modes: train train_nomask infer (default: all)\n";
 
@@ -185,6 +198,7 @@ int run(b::Args& args) {
   budget.budget_s = args.number("--budget", 2.0);
   budget.min_reps = int(args.number("--min-reps", 3));
   double peak = args.number("--peak", 0);
+  const Index batch_override = Index(args.number("--batch", 0));
   const bool peak_given = peak > 0;
   const std::string cfg_arg = args.value("--config", ""), mode_arg = args.value("--mode", "");
   if (args.flag("--list")) {
@@ -196,9 +210,9 @@ int run(b::Args& args) {
     return 2;
   }
   std::vector<BenchConfig> configs;
-  for (const BenchConfig& c : all_configs())
+  for (BenchConfig c : all_configs())
     if (cfg_arg.empty() || cfg_arg == "all" || [&] { for (auto& s : b::split_list(cfg_arg)) if (s == c.name) return true; return false; }())
-      configs.push_back(c);
+      configs.push_back(batch_override > 0 ? (c.batch = batch_override, c) : c);
   for (const std::string& s : b::split_list(cfg_arg))
     if (s != "all" && std::none_of(configs.begin(), configs.end(), [&](const BenchConfig& c) { return c.name == s; })) {
       std::fprintf(stderr, "bench_step: unknown config '%s'\n%s", s.c_str(), kUsage);
@@ -290,6 +304,11 @@ int main(int argc, char** argv) {
   try {
     if (backend == "default") return run<mae::backend::Default>(args);
     if (backend == "eigen") return run<mae::CpuEigen>(args);
+#ifdef MAE_HAVE_CUDA
+    if (backend == "cuda") return run<mae::Cuda>(args);
+#else
+    if (backend == "cuda") throw mae::Error("this bench_step was built without CUDA (configure with -DMAE_WITH_CUDA=ON)");
+#endif
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_step: error: %s\n", e.what());
     return 1;
