@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mae/data/image.hpp"
+#include "mae/layers/patchify.hpp"
 #include "mae/model/config.hpp"
 
 namespace mae {
@@ -27,31 +28,24 @@ void write_recon_grid(const std::string& path, const MaeConfig& cfg, Index rows,
     const double x = v * (std.empty() ? 1.0 : std[c]) + (mean.empty() ? 0.0 : mean[c]);
     return static_cast<unsigned char>(std::lround(std::clamp(x, 0.0, 1.0) * 255.0));
   };
+  // the prediction mapped back to pixels (dataset-normalized units), as images (R, C, S, S)
+  std::vector<double> pix(pred.begin(), pred.end());
+  if (cfg.norm_pix_loss) {
+    const std::vector<double> orig = patchify(std::vector<double>(imgs.begin(), imgs.end()), rows, C, S, p);
+    for (Index patch = 0; patch < rows * L; ++patch) {
+      const double* o = orig.data() + patch * P;
+      double mu = 0, var = 0;
+      for (Index k = 0; k < P; ++k) mu += o[k];
+      mu /= double(P);
+      for (Index k = 0; k < P; ++k) var += (o[k] - mu) * (o[k] - mu);
+      var /= double(P - 1);
+      for (Index k = 0; k < P; ++k) pix[patch * P + k] = pix[patch * P + k] * std::sqrt(var + 1e-6) + mu;
+    }
+  }
+  const std::vector<double> recon = unpatchify(pix, rows, C, S, p);
   for (Index r = 0; r < rows; ++r) {
     const T* img = imgs.data() + r * C * S * S;
-    // reconstructed image (C, S, S) in dataset-normalized units
-    std::vector<double> rec(C * S * S);
-    for (Index l = 0; l < L; ++l) {
-      const Index gi = l / g, gj = l % g;
-      double mu = 0, var = 0;
-      if (cfg.norm_pix_loss) {
-        for (Index u = 0; u < p; ++u)
-          for (Index v = 0; v < p; ++v)
-            for (Index c = 0; c < C; ++c) mu += img[(c * S + gi * p + u) * S + gj * p + v];
-        mu /= double(P);
-        for (Index u = 0; u < p; ++u)
-          for (Index v = 0; v < p; ++v)
-            for (Index c = 0; c < C; ++c) var += std::pow(img[(c * S + gi * p + u) * S + gj * p + v] - mu, 2);
-        var /= double(P - 1);
-      }
-      for (Index u = 0; u < p; ++u)
-        for (Index v = 0; v < p; ++v)
-          for (Index c = 0; c < C; ++c) {
-            double x = pred[(r * L + l) * P + (u * p + v) * C + c];
-            if (cfg.norm_pix_loss) x = x * std::sqrt(var + 1e-6) + mu;
-            rec[(c * S + gi * p + u) * S + gj * p + v] = x;
-          }
-    }
+    const double* rec = recon.data() + r * C * S * S;
     for (Index col = 0; col < 4; ++col) {
       for (Index y = 0; y < cell; ++y) {
         for (Index x = 0; x < cell; ++x) {
