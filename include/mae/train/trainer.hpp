@@ -115,9 +115,7 @@ class Trainer {
     if (!resume_.empty()) {
       const io::CheckpointInfo info = io::load_checkpoint(resume_, loop);
       for (const char* key : {"batch", "accum_iter", "seed", "epochs", "warmup_epochs", "augment", "dataset_images"})
-        MAE_CHECK(info.run_config.value(key, nlohmann::json()) == run_json[key] ||
-                      (key == std::string("dataset_images") && !info.run_config.contains(key)),  // older files
-                  "'", resume_,
+        MAE_CHECK(info.run_config.value(key, nlohmann::json()) == run_json[key], "'", resume_,
                   "': checkpoint was trained with ", key, " = ", info.run_config.value(key, nlohmann::json()).dump(),
                   ", this run has ", run_json[key].dump(), " (a resumed run must keep it)");
       MAE_CHECK(info.iteration <= total, "'", resume_, "': checkpoint is at iteration ", info.iteration,
