@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include "support/temp_dir.hpp"
 #include "mae/data/idx.hpp"
 
 namespace fs = std::filesystem;
@@ -16,19 +17,7 @@ using Bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() / ("mae_" + tag + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using mae::test::TempDir;
 
 void put_be32(Bytes& b, std::uint32_t v) {
   for (int s = 24; s >= 0; s -= 8) b.push_back(std::uint8_t(v >> s));

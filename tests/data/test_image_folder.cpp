@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include "support/temp_dir.hpp"
 #include "mae/data/image_folder.hpp"
 
 namespace fs = std::filesystem;
@@ -16,23 +17,7 @@ using Pixels = std::vector<unsigned char>;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() / ("mae_" + tag + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const {
-    const fs::path p = path / name;
-    fs::create_directories(p.parent_path());
-    return p.string();
-  }
-};
+using mae::test::TempDir;
 
 // 4 x 3 RGB test pattern, HWC: pixel (y, x) = (10 + 60x, 20 + 70y, 200 - 40x).
 Pixels rgb_pattern() {

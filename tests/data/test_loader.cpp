@@ -13,6 +13,7 @@
 
 #include <unistd.h>
 
+#include "support/temp_dir.hpp"
 #include "mae/data/loader.hpp"
 
 namespace fs = std::filesystem;
@@ -68,18 +69,7 @@ bool same(const Batch& a, const Batch& b) {
   return a.epoch == b.epoch && a.iteration == b.iteration && a.indices == b.indices && a.images == b.images;
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() / ("mae_" + tag + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using mae::test::TempDir;
 
 }  // namespace
 
