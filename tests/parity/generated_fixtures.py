@@ -37,6 +37,9 @@ CONFIGS = [  # name, model kwargs, mask_ratio, batch
     ("gray30_p6_r9", dict(img_size=30, patch_size=6, in_chans=1, embed_dim=20, depth=2, num_heads=5,
                           decoder_embed_dim=4, decoder_depth=3, decoder_num_heads=1, mlp_ratio=3.3,
                           norm_pix_loss=True), 0.9, 1),
+    ("gray8_p2_depth0", dict(img_size=8, patch_size=2, in_chans=1, embed_dim=8, depth=0, num_heads=2,
+                             decoder_embed_dim=8, decoder_depth=0, decoder_num_heads=2, mlp_ratio=4.0,
+                             norm_pix_loss=True), 0.75, 2),
 ]
 
 

@@ -30,10 +30,10 @@ struct MaeConfig {
     positive("patch_size", patch_size);
     positive("in_chans", in_chans);
     positive("embed_dim", embed_dim);
-    positive("depth", depth);
+    MAE_CHECK(depth >= 0, "model config: 'depth' must be >= 0, got ", depth);  // 0: no blocks, as upstream allows
     positive("num_heads", num_heads);
     positive("decoder_embed_dim", decoder_embed_dim);
-    positive("decoder_depth", decoder_depth);
+    MAE_CHECK(decoder_depth >= 0, "model config: 'decoder_depth' must be >= 0, got ", decoder_depth);
     positive("decoder_num_heads", decoder_num_heads);
     MAE_CHECK(img_size % patch_size == 0, "model config: 'patch_size' ", patch_size, " does not divide 'img_size' ", img_size);
     MAE_CHECK(embed_dim % num_heads == 0, "model config: 'num_heads' ", num_heads, " does not divide 'embed_dim' ", embed_dim);

@@ -27,6 +27,7 @@ struct Decoder {
   Linear<T> pred;
 
   Index depth() const { return Index(blocks.size()); }
+  Index block_scratch_elems(Index n, Index t) const { return blocks.empty() ? 0 : blocks[0].scratch_elems(n, t); }
 
   void layout(Spanner<T>& sp, DecoderActs<T>& a, Index n, Index keep, Index l) const {
     const Index t = 1 + l, r = n * t;
@@ -44,7 +45,7 @@ struct Decoder {
   }
   Index scratch_elems(Index n, Index keep, Index l) const {
     const Index r = n * (1 + l);
-    return 2 * (r * dim + 16) + blocks[0].scratch_elems(n, 1 + l) + 16 + n * (1 + keep) * dim + 16;
+    return 2 * (r * dim + 16) + block_scratch_elems(n, 1 + l) + 16 + n * (1 + keep) * dim + 16;
   }
 
   template <class B>
@@ -64,7 +65,7 @@ struct Decoder {
     const Index t = 1 + a.l, r = a.n * t;
     Spanner<T> sp{scratch.data};
     MatView<T> g[2] = {sp.mat(r, dim), sp.mat(r, dim)};
-    Span<T> block_scratch = sp.take(blocks[0].scratch_elems(a.n, t));
+    Span<T> block_scratch = sp.take(block_scratch_elems(a.n, t));
     MatView<T> dy = sp.mat(a.n * (1 + a.keep), dim);
     MAE_ASSERT(sp.total <= scratch.size, "decoder scratch too small");
     pred.backward(be, a.normed, dpred, g[1], /*accumulate_dx=*/false);

@@ -45,6 +45,8 @@ struct Encoder {
   LayerNorm<T> norm;
 
   Index depth() const { return Index(blocks.size()); }
+  // Blocks share one scratch (all blocks of a stack have the same shapes); depth 0 needs none.
+  Index block_scratch_elems(Index n, Index t) const { return blocks.empty() ? 0 : blocks[0].scratch_elems(n, t); }
 
   void layout(Spanner<T>& sp, EncoderActs<T>& a, Index n, Index keep, bool for_backward) const {
     const Index t = 1 + keep, r = n * t;
@@ -54,7 +56,7 @@ struct Encoder {
     a.tok = sp.mat(n * keep, dim);
     a.xs.clear();
     a.caches.clear();
-    const Index streams = for_backward ? depth() + 1 : 2, caches = for_backward ? depth() : 1;
+    const Index streams = for_backward ? depth() + 1 : 2, caches = for_backward ? depth() : std::min<Index>(1, depth());
     for (Index i = 0; i < streams; ++i) a.xs.push_back(sp.mat(r, dim));
     for (Index i = 0; i < caches; ++i) a.caches.push_back(blocks[0].make_cache(sp.take(blocks[0].cache_elems(n, t)), n, t));
     a.norm = LayerNorm<T>::make_cache(sp.take(LayerNorm<T>::cache_elems(r)), r);
@@ -63,7 +65,7 @@ struct Encoder {
   // Scratch for backward: two stream gradients, block scratch, token gradients.
   Index scratch_elems(Index n, Index keep) const {
     const Index r = n * (1 + keep);
-    return 2 * (r * dim + 16) + blocks[0].scratch_elems(n, 1 + keep) + 16 + n * keep * dim;
+    return 2 * (r * dim + 16) + block_scratch_elems(n, 1 + keep) + 16 + n * keep * dim;
   }
 
   // imgs (n, C, H, W) in backend memory; ids (n, ids_ld): the first `keep` of each row are embedded.
@@ -81,7 +83,7 @@ struct Encoder {
     const Index t = 1 + a.keep, r = a.n * t;
     Spanner<T> sp{scratch.data};
     MatView<T> g[2] = {sp.mat(r, dim), sp.mat(r, dim)};
-    Span<T> block_scratch = sp.take(blocks[0].scratch_elems(a.n, t));
+    Span<T> block_scratch = sp.take(block_scratch_elems(a.n, t));
     MatView<T> dtok = sp.mat(a.n * a.keep, dim);
     MAE_ASSERT(sp.total <= scratch.size, "encoder scratch too small");
     zero(be, g[0].span());
