@@ -40,6 +40,9 @@ CONFIGS = [  # name, model kwargs, mask_ratio, batch
     ("gray8_p2_depth0", dict(img_size=8, patch_size=2, in_chans=1, embed_dim=8, depth=0, num_heads=2,
                              decoder_embed_dim=8, decoder_depth=0, decoder_num_heads=2, mlp_ratio=4.0,
                              norm_pix_loss=True), 0.75, 2),
+    ("rgb8_p4_all_masked", dict(img_size=8, patch_size=4, in_chans=3, embed_dim=12, depth=1, num_heads=3,
+                                decoder_embed_dim=8, decoder_depth=1, decoder_num_heads=2, mlp_ratio=2.0,
+                                norm_pix_loss=True), 1.0, 2),
 ]
 
 

@@ -44,7 +44,8 @@ struct MaeConfig {
               " must be a multiple of 4 (2-D sin-cos position embedding)");
     MAE_CHECK(mlp_ratio > 0 && mlp_hidden() > 0 && decoder_mlp_hidden() > 0, "model config: 'mlp_ratio' ", mlp_ratio,
               " gives an empty MLP");
-    MAE_CHECK(mask_ratio >= 0 && mask_ratio < 1, "model config: 'mask_ratio' must be in [0, 1), got ", mask_ratio);
+    // 1.0 is valid upstream: K = 0, the encoder sees only the cls token
+    MAE_CHECK(mask_ratio >= 0 && mask_ratio <= 1, "model config: 'mask_ratio' must be in [0, 1], got ", mask_ratio);
     MAE_CHECK(len_keep() < num_patches(), "model config: 'mask_ratio' ", mask_ratio, " removes no patch of ", num_patches(),
               ": the loss (mean over removed patches) is undefined");
     MAE_CHECK(!norm_pix_loss || patch_dim() > 1, "model config: 'norm_pix_loss' needs patches of more than one value");
