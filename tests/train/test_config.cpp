@@ -127,7 +127,7 @@ TEST_CASE("invalid values are errors naming the field", "[config]") {
   CHECK_THAT(with([](TrainConfig& c) { c.model.num_heads = 3; }), Contains("'num_heads'") && Contains("'embed_dim'"));
   CHECK_THAT(with([](TrainConfig& c) { c.model.decoder_num_heads = 5; }), Contains("'decoder_num_heads'"));
   CHECK_THAT(with([](TrainConfig& c) { c.model.embed_dim = 0; }), Contains("'embed_dim'"));
-  CHECK_THAT(with([](TrainConfig& c) { c.model.mask_ratio = 1.0; }), Contains("'mask_ratio'"));
+  CHECK_THAT(with([](TrainConfig& c) { c.model.mask_ratio = 1.5; }), Contains("'mask_ratio'"));
   CHECK_THAT(with([](TrainConfig& c) { c.model.in_chans = 2; }), Contains("'in_chans'"));
   CHECK_THAT(with([](TrainConfig& c) { c.epochs = 0; }), Contains("'epochs'"));
   CHECK_THAT(with([](TrainConfig& c) { c.warmup_epochs = c.epochs; }), Contains("'warmup_epochs'"));
