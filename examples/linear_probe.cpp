@@ -85,10 +85,7 @@ int main(int argc, char** argv) {
     if (model_path.empty()) throw mae::Error("--model is required (a model.safetensors written by pretrain_tiny)");
     if (pool != "mean" && pool != "cls") throw mae::Error("--pool must be mean or cls, got '" + pool + "'");
     const auto file = mae::io::SafeTensorsFile::load(model_path);
-    const auto it = file.metadata().find("config");
-    if (it == file.metadata().end()) throw mae::Error("'" + model_path + "': no 'config' in its metadata");
-    mae::MaeConfig cfg;
-    cfg.apply_json(nlohmann::json::parse(it->second), model_path + " (config)", true, false);
+    const mae::MaeConfig cfg = mae::io::model_config(file);
     mae::backend::Default be;
     Model model(cfg, be, 1);
     if (random_init) mae::init_weights(model, 0);

@@ -35,10 +35,7 @@ int main(int argc, char** argv) {
     if (model_path.empty() || out.empty()) throw mae::Error("--model and --out are required (see --help)");
     if (count < 1) throw mae::Error("--images must be at least 1");
     const auto file = mae::io::SafeTensorsFile::load(model_path);
-    const auto it = file.metadata().find("config");
-    if (it == file.metadata().end()) throw mae::Error("'" + model_path + "': no 'config' in its metadata");
-    mae::MaeConfig cfg;
-    cfg.apply_json(nlohmann::json::parse(it->second), model_path + " (config)", true, false);
+    mae::MaeConfig cfg = mae::io::model_config(file);
     if (mask_ratio >= 0) cfg.mask_ratio = mask_ratio;
 
     bool is_idx = true;

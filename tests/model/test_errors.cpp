@@ -134,5 +134,10 @@ TEST_CASE("loading weights: missing tensor, wrong shape, wrong dtype, extra tens
     CHECK_THROWS_WITH(mae::io::load_weights(model, cut), Contains("cut.safetensors"));
   }
   CHECK_THROWS_WITH(mae::io::load_weights(model, dir + "/nope.safetensors"), Contains("nope.safetensors"));
+
+  // the config travels with the weights; a file without it says so
+  CHECK(mae::io::model_config(mae::io::SafeTensorsFile::load(good)).to_json() == tiny().to_json());
+  CHECK_THROWS_WITH(mae::io::model_config(mae::io::SafeTensorsFile::load(missing)),
+                    Contains("missing.safetensors") && Contains("'config'"));
   fs::remove_all(dir);
 }

@@ -9,11 +9,7 @@
 #include "support/fixtures.hpp"
 
 namespace {
-template <class T_, class B_>
-struct Case {
-  using T = T_;
-  using B = B_;
-};
+using mae::test::Case;
 using EigenF = Case<float, mae::CpuEigen>;
 using EigenD = Case<double, mae::CpuEigen>;
 using DefaultF = Case<float, mae::backend::Default>;

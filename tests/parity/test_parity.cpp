@@ -7,25 +7,16 @@
 #include "support/fixtures.hpp"
 
 namespace {
-template <class T_, class B_>
-struct Case {
-  using T = T_;
-  using B = B_;
-};
+using mae::test::Case;
 using EigenF = Case<float, mae::CpuEigen>;
 using EigenD = Case<double, mae::CpuEigen>;
-#ifdef MAE_HAVE_ONEDNN
-using DnnF = Case<float, mae::OneDnn>;
-using DnnD = Case<double, mae::OneDnn>;
-#else
-using DnnF = EigenF;
-using DnnD = EigenD;
-#endif
+using DefaultF = Case<float, mae::backend::Default>;  // OneDnn when this build has it
+using DefaultD = Case<double, mae::backend::Default>;
 }  // namespace
 
 TEMPLATE_TEST_CASE("every parity fixture: loss, pred, target, latent, mask, features and every gradient match "
                    "the official MAE",
-                   "[parity]", EigenF, EigenD, DnnF, DnnD) {
+                   "[parity]", EigenF, EigenD, DefaultF, DefaultD) {
   using T = typename TestType::T;
   using B = typename TestType::B;
   const double tol = mae::test::parity_tolerance<T>();

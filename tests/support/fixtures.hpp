@@ -12,6 +12,13 @@
 
 namespace mae::test {
 
+// A (scalar, backend) pair for TEMPLATE_TEST_CASE: tests run for every combination they list.
+template <class T_, class B_>
+struct Case {
+  using T = T_;
+  using B = B_;
+};
+
 inline std::string fixtures_root() {
   if (const char* env = std::getenv("MAE_FIXTURES")) return env;
 #ifdef MAE_FIXTURES_DIR

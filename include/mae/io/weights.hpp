@@ -52,6 +52,22 @@ void add_weights(const MaeViT<T, B>& model, SafeTensorsWriter& w, DType dtype = 
   }
 }
 
+// The model config stored under metadata "config" of a file written by save_weights (or a checkpoint).
+inline MaeConfig model_config(const SafeTensorsFile& f) {
+  const auto it = f.metadata().find("config");
+  MAE_CHECK(it != f.metadata().end(), "'", f.path(), "': no model config (metadata key 'config'); was it written by mae.cpp?");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(mae::detail::cat("'", f.path(), "': metadata 'config' is not valid JSON: ", e.what()));
+  }
+  MaeConfig c;
+  c.apply_json(j, "'" + f.path() + "' (metadata 'config')", /*require_all=*/true, /*allow_unknown=*/false);
+  c.validate();
+  return c;
+}
+
 // model.safetensors: weights only, official names, the model config as JSON under metadata "config".
 template <class T, class B>
 void save_weights(const MaeViT<T, B>& model, const std::string& path, DType dtype = DType::F32) {
