@@ -180,7 +180,8 @@ void block_rows(std::vector<Row>& rows, Pool& pool, const std::string& part, Ind
         [=] { lin.backward(be, MatView<const float>(x, r, in), MatView<const float>(dy, r, out), MatView<float>(dx, r, in)); });
   };
   linear_row("qkv", d, 3 * d);
-  {  // attention core: the batched products and the softmax, as mae::Attention runs them
+  {  // attention core: the batched products and the softmax, as mae::Attention runs them (its backward
+     // also runs this row's forward again: P and O are rebuilt, not kept)
     float *qkv = pool.take(r * 3 * d, 0.5), *probs = pool.zeros(n * h * t * t), *o = pool.zeros(r * d);
     float *d_o = pool.take(r * d), *dqkv = pool.zeros(r * 3 * d), *dp = pool.zeros(n * h * t * t);
     const float scale = 1.0f / std::sqrt(float(dh));
@@ -209,9 +210,9 @@ void block_rows(std::vector<Row>& rows, Pool& pool, const std::string& part, Ind
     const Index sz = r * hm;
     add("gelu", b::fmt("%ldx%ld", long(r), long(hm)), 0, depth, true,
         [=] { mae::Gelu<float>{}.forward(be, Span<const float>{x, sz}, Span<float>{y, sz}); },
-        [=] {  // reads the forward output y (filled by the warm-up forward calls)
-          mae::Gelu<float>{}.backward(be, Span<const float>{x, sz}, Span<const float>{y, sz}, Span<const float>{dy, sz},
-                                      Span<float>{dx, sz});
+        [=] {  // Mlp::backward runs recompute_backward (this plus one store of y), in place on its
+               // gradient; repeated in place here it would drift into subnormals, so time this
+          mae::Gelu<float>{}.backward(be, Span<const float>{x, sz}, Span<const float>{dy, sz}, Span<float>{dx, sz}, false);
         });
   }
   linear_row("fc2", hm, d);
@@ -222,7 +223,7 @@ void block_rows(std::vector<Row>& rows, Pool& pool, const std::string& part, Ind
     Span<float> scratch{pool.zeros(at.scratch_elems(n, t)), at.scratch_elems(n, t)};
     add("attention (all)", b::fmt("%ldx%ld h%ld", long(r), long(d), long(h)),
         2 * fr * fd * 4 * fd + 4 * fn * ft * ft * fd, depth, true,
-        [=] { at.forward(be, MatView<const float>(x, r, d), MatView<float>(y, r, d), n, t, c); },
+        [=] { at.forward(be, MatView<const float>(x, r, d), MatView<float>(y, r, d), n, t, c, scratch); },
         [=] { at.backward(be, MatView<const float>(x, r, d), MatView<const float>(dy, r, d), n, t, c, scratch, MatView<float>(dx, r, d)); });
   }
   {  // whole block
@@ -237,7 +238,7 @@ void block_rows(std::vector<Row>& rows, Pool& pool, const std::string& part, Ind
     Span<float> scratch{pool.zeros(blk.scratch_elems(n, t)), blk.scratch_elems(n, t)};
     add("block", b::fmt("%ldx%ld h%ld mlp%ld", long(r), long(d), long(h), long(hm)),
         2 * fr * fd * (4 * fd + 2 * fhm) + 4 * fn * ft * ft * fd, depth, false,
-        [=] { blk.forward(be, MatView<const float>(x, r, d), MatView<float>(y, r, d), n, t, c); },
+        [=] { blk.forward(be, MatView<const float>(x, r, d), MatView<float>(y, r, d), n, t, c, scratch); },
         [=] { blk.backward(be, MatView<const float>(x, r, d), MatView<const float>(dy, r, d), n, t, c, scratch, MatView<float>(dx, r, d)); });
   }
 }

@@ -90,14 +90,16 @@ TEMPLATE_TEST_CASE("GELU (erf form) forward and backward agree on Cuda and CpuEi
   const Index n = 1001;
   HostSet<T> h;
   h.values["x"] = random_vector<T>(n, 1, -6, 6);
-  h.values["x"][7] = T(0);  // backward reads Φ(0) = 1/2 without dividing by x
+  h.values["x"][7] = T(0);
   h.values["y"] = nan_vector<T>(n);
+  h.values["y2"] = nan_vector<T>(n);
   h.values["dy"] = random_vector<T>(n, 2);
   h.values["dx"] = random_vector<T>(n, 3);
+  h.values["d"] = random_vector<T>(n, 4);
   mae::test::expect_same_on_both(h, [&](auto& be, auto& t) {
     mae::Gelu<T>{}.forward(be, Span<const T>(t.span("x")), t.span("y"));
-    mae::Gelu<T>{}.backward(be, Span<const T>(t.span("x")), Span<const T>(t.span("y")), Span<const T>(t.span("dy")),
-                             t.span("dx"));
+    mae::Gelu<T>{}.backward(be, Span<const T>(t.span("x")), Span<const T>(t.span("dy")), t.span("dx"));
+    mae::Gelu<T>{}.recompute_backward(be, Span<const T>(t.span("x")), t.span("y2"), t.span("d"));
   });
 }
 
@@ -105,10 +107,11 @@ TEMPLATE_TEST_CASE("Attention (batched head GEMMs, softmax and its backward) agr
                    "[cuda][layers]", float, double) {
   using T = TestType;
   const Index shapes[][4] = {{2, 5, 8, 2}, {3, 17, 24, 3}, {1, 50, 64, 4}};  // n, t, D, H
+  for (const bool keep : {false, true})
   for (const auto& s : shapes) {
     const Index n = s[0], tt = s[1], D = s[2], H = s[3], r = n * tt;
-    INFO("n " << n << " t " << tt << " D " << D << " heads " << H);
-    mae::Attention<T> shape{D, H, {}, {}};
+    INFO("n " << n << " t " << tt << " D " << D << " heads " << H << " keep_probs " << keep);
+    mae::Attention<T> shape{D, H, {}, {}, keep};
     HostSet<T> h;
     h.values["x"] = random_vector<T>(r * D, 1, -2, 2);
     h.values["y"] = nan_vector<T>(r * D);
@@ -119,9 +122,9 @@ TEMPLATE_TEST_CASE("Attention (batched head GEMMs, softmax and its backward) agr
     add_linear(h, "qkv", D, 3 * D, 10);
     add_linear(h, "proj", D, D, 20);
     mae::test::expect_same_on_both(h, [&](auto& be, auto& t) {
-      const mae::Attention<T> a{D, H, linear<T>(t, "qkv", D, 3 * D), linear<T>(t, "proj", D, D)};
+      const mae::Attention<T> a{D, H, linear<T>(t, "qkv", D, 3 * D), linear<T>(t, "proj", D, D), keep};
       const auto cache = a.make_cache(t.span("cache"), n, tt);
-      a.forward(be, MatView<const T>(t["x"], r, D), MatView<T>(t["y"], r, D), n, tt, cache);
+      a.forward(be, MatView<const T>(t["x"], r, D), MatView<T>(t["y"], r, D), n, tt, cache, t.span("scratch"));
       a.backward(be, MatView<const T>(t["x"], r, D), MatView<const T>(t["dy"], r, D), n, tt, cache, t.span("scratch"),
                  MatView<T>(t["dx"], r, D));
     });
@@ -161,7 +164,7 @@ TEMPLATE_TEST_CASE("a transformer Block (LayerNorm, attention, MLP, residuals) a
   mae::test::expect_same_on_both(h, [&](auto& be, auto& t) {
     const mae::Block<T> b = make(t);
     const auto cache = b.make_cache(t.span("cache"), n, tt);
-    b.forward(be, MatView<const T>(t["x"], r, D), MatView<T>(t["y"], r, D), n, tt, cache);
+    b.forward(be, MatView<const T>(t["x"], r, D), MatView<T>(t["y"], r, D), n, tt, cache, t.span("scratch"));
     b.backward(be, MatView<const T>(t["x"], r, D), MatView<const T>(t["dy"], r, D), n, tt, cache, t.span("scratch"),
                MatView<T>(t["dx"], r, D));
   });

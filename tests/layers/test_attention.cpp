@@ -1,5 +1,5 @@
 // Multi-head self-attention (timm Attention, fused qkv): forward vs a textbook loop, the probability
-// cache, and the backward (dx, qkv and proj gradients) vs central differences in double on CpuEigen,
+// cache (keep_probs), and the backward (P and O kept, or rebuilt from qkv: the default) (dx, qkv and proj gradients) vs central differences in double on CpuEigen,
 // f = <y, g>. Caches and scratch start as NaN, gradients as a sentinel.
 #include <catch2/catch.hpp>
 
@@ -23,11 +23,12 @@ const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 struct AttnCase {
   Index n, tok, dim, heads;
-  Vec x, g, y, wqkv, bqkv, wproj, bproj, dwqkv, dbqkv, dwproj, dbproj, dx, cache, scratch;
+  Vec x, g, y, wqkv, bqkv, wproj, bproj, dwqkv, dbqkv, dwproj, dbproj, dx, cache, fscratch, scratch;
   mae::CpuEigen be;
   mae::Attention<double> attn;
 
-  AttnCase(Index n_, Index t_, Index d_, Index h_, std::uint64_t seed = 40) : n(n_), tok(t_), dim(d_), heads(h_) {
+  AttnCase(Index n_, Index t_, Index d_, Index h_, std::uint64_t seed = 40, bool keep_probs = false)
+      : n(n_), tok(t_), dim(d_), heads(h_) {
     const Index r = n * tok;
     x = t::random_normal(r * dim, seed + 1);
     g = t::random_normal(r * dim, seed + 2);
@@ -46,17 +47,21 @@ struct AttnCase {
     attn.heads = heads;
     attn.qkv = {dim, 3 * dim, {wqkv.data(), dwqkv.data(), Index(wqkv.size())}, {bqkv.data(), dbqkv.data(), 3 * dim}};
     attn.proj = {dim, dim, {wproj.data(), dwproj.data(), Index(wproj.size())}, {bproj.data(), dbproj.data(), dim}};
+    attn.keep_probs = keep_probs;
     cache.assign(attn.cache_elems(n, tok), kNaN);
+    fscratch.assign(attn.forward_scratch_elems(n, tok), kNaN);
     scratch.assign(attn.scratch_elems(n, tok), kNaN);
   }
   mae::AttentionCache<double> c() { return attn.make_cache({cache.data(), Index(cache.size())}, n, tok); }
   double objective() {
     t::prefill_nan(y);
-    attn.forward(be, MatView<const double>(x.data(), n * tok, dim), MatView<double>(y.data(), n * tok, dim), n, tok, c());
+    attn.forward(be, MatView<const double>(x.data(), n * tok, dim), MatView<double>(y.data(), n * tok, dim), n, tok, c(),
+                 {fscratch.data(), Index(fscratch.size())});
     return t::dot(y, g);
   }
   void backward() {
-    t::prefill_nan(scratch);  // "contents irrelevant"
+    t::prefill_nan(scratch);   // "contents irrelevant"
+    t::prefill_nan(fscratch);  // backward must not read forward's scratch (the model shares the two)
     attn.backward(be, MatView<const double>(x.data(), n * tok, dim), MatView<const double>(g.data(), n * tok, dim), n,
                   tok, c(), {scratch.data(), Index(scratch.size())}, MatView<double>(dx.data(), n * tok, dim));
   }
@@ -79,7 +84,7 @@ void check_gradients(AttnCase& ac) {
 
 TEST_CASE("Attention forward is timm's: qkv columns s*D + h*Dh + d, softmax(q·kᵀ·Dh^-1/2)·v, heads concatenated",
           "[attention]") {
-  AttnCase ac(2, 5, 12, 3);
+  AttnCase ac(2, 5, 12, 3, 40, /*keep_probs=*/true);
   ac.objective();
   Vec probs;
   const Vec ref = t::naive::attention(ac.x, 2, 5, 12, 3, ac.wqkv, ac.bqkv, ac.wproj, ac.bproj, &probs);
@@ -91,7 +96,7 @@ TEST_CASE("Attention forward is timm's: qkv columns s*D + h*Dh + d, softmax(q·k
 }
 
 TEST_CASE("Attention rows of the probability cache sum to 1", "[attention]") {
-  AttnCase ac(2, 5, 12, 3);
+  AttnCase ac(2, 5, 12, 3, 40, /*keep_probs=*/true);
   ac.objective();
   const auto c = ac.c();
   REQUIRE(c.probs.size == 2 * 3 * 5 * 5);
@@ -126,6 +131,10 @@ TEST_CASE("Attention backward adds dx and the qkv and proj gradients that match 
     AttnCase ac(1, 7, 8, 4, 60);
     check_gradients(ac);
   }
+  SECTION("batch 2, tokens 5, width 12, heads 3, probabilities kept instead of rebuilt") {
+    AttnCase ac(2, 5, 12, 3, 40, /*keep_probs=*/true);
+    check_gradients(ac);
+  }
   SECTION("one token, one head: probabilities are 1, q and k get no gradient") {
     AttnCase ac(2, 1, 4, 1, 70);
     check_gradients(ac);
@@ -144,4 +153,21 @@ TEST_CASE("Attention backward twice adds twice (the += rule), also with a reused
   for (std::size_t i = 0; i < a1.size(); ++i) CHECK(a2[i] == Approx(2 * a1[i]).margin(1e-13));
   for (std::size_t i = 0; i < x1.size(); ++i) CHECK(x2[i] == Approx(2 * x1[i]).margin(1e-13));
   for (std::size_t i = 0; i < p1.size(); ++i) CHECK(p2[i] == Approx(2 * p1[i]).margin(1e-13));
+}
+
+TEST_CASE("Attention without keep_probs caches only qkv, and its rebuilt P and O give bit-identical results",
+          "[attention]") {
+  AttnCase lean(2, 5, 12, 3), kept(2, 5, 12, 3, 40, /*keep_probs=*/true);
+  CHECK(lean.cache.size() == std::size_t(2 * 5 * 36));
+  CHECK(kept.cache.size() == std::size_t(2 * 5 * 36 + 2 * 3 * 25 + 2 * 5 * 12));
+  lean.objective();
+  kept.objective();
+  CHECK(lean.y == kept.y);
+  lean.backward();
+  kept.backward();
+  CHECK(lean.dx == kept.dx);
+  CHECK(lean.dwqkv == kept.dwqkv);
+  CHECK(lean.dbqkv == kept.dbqkv);
+  CHECK(lean.dwproj == kept.dwproj);
+  CHECK(lean.dbproj == kept.dbproj);
 }

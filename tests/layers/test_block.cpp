@@ -1,6 +1,7 @@
 // Pre-norm transformer block (timm Block): x1 = x + Attn(LN1(x)), y = x1 + MLP(LN2(x1)).
 // Forward vs a textbook composition; backward (dx and all 12 parameter gradients) vs central
-// differences in double on CpuEigen, f = <y, g>. Cache and scratch start as NaN, gradients as a sentinel.
+// differences in double on CpuEigen, f = <y, g>. Cache and scratch start as NaN, gradients as a sentinel;
+// the forward scratch is NaN again before backward, which rebuilds what the block does not keep.
 #include <catch2/catch.hpp>
 
 #include <limits>
@@ -29,12 +30,12 @@ struct Tensor {
 
 struct BlockCase {
   Index n, tok, dim, heads, hidden;
-  Vec x, g, y, dx, cache, scratch;
+  Vec x, g, y, dx, cache, fscratch, scratch;
   std::vector<Tensor> p;  // in timm's state_dict order
   mae::CpuEigen be;
   mae::Block<double> blk;
 
-  BlockCase(Index n_, Index t_, Index d_, Index h_, Index hid, std::uint64_t seed = 100)
+  BlockCase(Index n_, Index t_, Index d_, Index h_, Index hid, std::uint64_t seed = 100, bool keep_probs = false)
       : n(n_), tok(t_), dim(d_), heads(h_), hidden(hid) {
     const Index r = n * tok;
     x = t::random_normal(r * dim, seed);
@@ -59,19 +60,23 @@ struct BlockCase {
     blk.attn = {dim, heads, {dim, 3 * dim, p[2].param(), p[3].param()}, {dim, dim, p[4].param(), p[5].param()}};
     blk.norm2 = {dim, 1e-6, p[6].param(), p[7].param()};
     blk.mlp = {dim, hidden, {dim, hidden, p[8].param(), p[9].param()}, {hidden, dim, p[10].param(), p[11].param()}};
+    blk.attn.keep_probs = keep_probs;
     dx.assign(x.size(), t::kSentinel);
     y.assign(x.size(), kNaN);
     cache.assign(blk.cache_elems(n, tok), kNaN);
+    fscratch.assign(blk.forward_scratch_elems(n, tok), kNaN);
     scratch.assign(blk.scratch_elems(n, tok), kNaN);
   }
   mae::BlockCache<double> c() { return blk.make_cache({cache.data(), Index(cache.size())}, n, tok); }
   double objective() {
     t::prefill_nan(y);
-    blk.forward(be, MatView<const double>(x.data(), n * tok, dim), MatView<double>(y.data(), n * tok, dim), n, tok, c());
+    blk.forward(be, MatView<const double>(x.data(), n * tok, dim), MatView<double>(y.data(), n * tok, dim), n, tok, c(),
+                {fscratch.data(), Index(fscratch.size())});
     return t::dot(y, g);
   }
   void backward(bool accumulate = true) {
     t::prefill_nan(scratch);
+    t::prefill_nan(fscratch);
     blk.backward(be, MatView<const double>(x.data(), n * tok, dim), MatView<const double>(g.data(), n * tok, dim), n,
                  tok, c(), {scratch.data(), Index(scratch.size())}, MatView<double>(dx.data(), n * tok, dim),
                  accumulate);
@@ -115,6 +120,10 @@ TEST_CASE("Block backward adds dx and every parameter gradient, matching central
     BlockCase bc(3, 3, 8, 2, 12, 300);
     check_gradients(bc);
   }
+  SECTION("batch 2, tokens 5, width 12, heads 3, hidden 24, attention probabilities kept") {
+    BlockCase bc(2, 5, 12, 3, 24, 100, /*keep_probs=*/true);
+    check_gradients(bc);
+  }
 }
 
 TEST_CASE("Block backward twice adds twice (the += rule, residual branches included)", "[block]") {
@@ -154,4 +163,21 @@ TEST_CASE("Block backward with accumulate false overwrites dx (NaN before is gon
     for (std::size_t i = 0; i < g2.size(); ++i) worst = std::max(worst, std::abs(g2[i] - 2 * g1[k][i]));
   }
   CHECK(worst <= 1e-12);
+}
+
+TEST_CASE("Block keeps x1, the LayerNorm statistics, qkv and fc1's output; rebuilding the rest changes no bit",
+          "[block]") {
+  BlockCase lean(2, 5, 12, 3, 24), kept(2, 5, 12, 3, 24, 100, /*keep_probs=*/true);
+  const Index r = 2 * 5;
+  CHECK(lean.cache.size() == std::size_t(4 * r + r * 12 + r * 36 + r * 24));
+  lean.objective();
+  kept.objective();
+  CHECK(lean.y == kept.y);
+  lean.backward();
+  kept.backward();
+  CHECK(lean.dx == kept.dx);
+  for (std::size_t k = 0; k < lean.p.size(); ++k) {
+    INFO(lean.p[k].name);
+    CHECK(lean.p[k].grad == kept.p[k].grad);
+  }
 }

@@ -1,5 +1,5 @@
 // GELU, exact erf form (torch.nn.GELU()): y = 0.5·x·(1 + erf(x/√2)); backward adds dy·(Φ(x) + x·φ(x)),
-// given x and the forward output y.
+// given x; recompute_backward (what the MLP uses) rebuilds y bit for bit and applies the same slope.
 // Closed forms are computed here in long double; the gradient check is in double on CpuEigen, f = <y, g>.
 #include <catch2/catch.hpp>
 
@@ -78,8 +78,7 @@ TEST_CASE("GELU backward adds dy·(Phi(x) + x·phi(x)), matching the closed form
     return t::dot(y, g);
   };
   objective(x);
-  gelu.backward(be, Span<const double>{x.data(), 13}, Span<const double>{y.data(), 13}, Span<const double>{g.data(), 13},
-                Span<double>{dx.data(), 13});
+  gelu.backward(be, Span<const double>{x.data(), 13}, Span<const double>{g.data(), 13}, Span<double>{dx.data(), 13});
   const Vec added = t::minus_sentinel(dx);
   for (std::size_t i = 0; i < x.size(); ++i) {
     INFO("x = " << x[i]);
@@ -107,8 +106,7 @@ TEST_CASE("GELU forward and backward cover more elements than the parallel grain
   for (Index i = 0; i < n; ++i)
     worst = std::max(worst, std::abs(y[i] - double(gelu_exact(x[i]))) / std::max(1.0, std::abs(y[i])));
   CHECK(worst <= 1e-15);
-  gelu.backward(be, Span<const double>{x.data(), n}, Span<const double>{y.data(), n}, Span<const double>{g.data(), n},
-                Span<double>{dx.data(), n});
+  gelu.backward(be, Span<const double>{x.data(), n}, Span<const double>{g.data(), n}, Span<double>{dx.data(), n});
   const t::ScopedOmpThreads serial(1);  // FD loop only: the analytic pass above ran in parallel
   t::require_fd("x (sampled)", t::fd_check(objective, x, t::minus_sentinel(dx), 200, 35));
 }
@@ -135,8 +133,7 @@ TEST_CASE("the FD check (STYLE.md max_rel_fd_error) passes the exact GELU slope 
   CHECK(t::fd_check(f, x, exact).worst == good);
 }
 
-TEST_CASE("GELU backward (Phi(x) read back as y/x) is exact near 0, around the 1e-30 switch and in the tails",
-          "[gelu]") {
+TEST_CASE("GELU backward is exact near 0, at subnormal x and in the tails", "[gelu]") {
   // dx = dy · (Φ(x) + x φ(x)) with dy = 1, vs the long double closed form. Error bound: a few ulps of
   // each term, plus one ulp of 1 for the cancellation in 1 + erf(x/√2) when x < 0 (inherent in the
   // erf form; it is why Φ(−9) ~ 1e-19 comes out as 0 in double).
@@ -147,9 +144,7 @@ TEST_CASE("GELU backward (Phi(x) read back as y/x) is exact near 0, around the 1
     const Index n = Index(xs.size());
     std::vector<T> x(xs.begin(), xs.end()), y(n), dy(n, T(1)), dx(n, T(0));
     const mae::Gelu<T> gelu;
-    gelu.forward(be, Span<const T>{x.data(), n}, Span<T>{y.data(), n});
-    gelu.backward(be, Span<const T>{x.data(), n}, Span<const T>{y.data(), n}, Span<const T>{dy.data(), n},
-                  Span<T>{dx.data(), n});
+    gelu.backward(be, Span<const T>{x.data(), n}, Span<const T>{dy.data(), n}, Span<T>{dx.data(), n});
     const long double pi = 3.141592653589793238462643383279502884L;
     for (Index i = 0; i < n; ++i) {
       INFO((sizeof(T) == 4 ? "float" : "double") << " x = " << double(x[i]));
@@ -164,4 +159,35 @@ TEST_CASE("GELU backward (Phi(x) read back as y/x) is exact near 0, around the 1
                                        -40.0L, 1e-300L, -1e-300L, 4.9e-324L};
   check(double{}, xs);
   check(float{}, xs);  // (1e-300 and 4.9e-324 become 0 in float)
+}
+
+TEST_CASE("GELU recompute_backward rebuilds the forward output bit for bit and equals backward bit for bit",
+          "[gelu]") {
+  // The MLP keeps only the GELU input: backward must see exactly the output forward fed to fc2,
+  // and exactly the gradient a plain backward gives. 5003 elements: the parallel path runs too.
+  auto check = [](auto tag) {
+    using T = decltype(tag);
+    mae::CpuEigen be;
+    const Index n = 5003;
+    const Vec xd = t::random_normal(n, 38, 3.0), gd = t::random_normal(n, 39);
+    std::vector<T> x(xd.begin(), xd.end()), g(gd.begin(), gd.end());
+    x[0] = T(0);
+    x[1] = T(-40);
+    x[2] = T(1e-30);
+    std::vector<T> y(n), dx(n), y2(n, std::numeric_limits<T>::quiet_NaN()), d = g;
+    const mae::Gelu<T> gelu;
+    gelu.forward(be, Span<const T>{x.data(), n}, Span<T>{y.data(), n});
+    gelu.backward(be, Span<const T>{x.data(), n}, Span<const T>{g.data(), n}, Span<T>{dx.data(), n}, false);
+    gelu.recompute_backward(be, Span<const T>{x.data(), n}, Span<T>{y2.data(), n}, Span<T>{d.data(), n});
+    Index y_diff = 0, d_diff = 0;
+    for (Index i = 0; i < n; ++i) {
+      y_diff += y2[i] != y[i];
+      d_diff += d[i] != dx[i];
+    }
+    INFO((sizeof(T) == 4 ? "float" : "double"));
+    CHECK(y_diff == 0);
+    CHECK(d_diff == 0);
+  };
+  check(double{});
+  check(float{});
 }

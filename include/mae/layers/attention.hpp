@@ -15,7 +15,8 @@ namespace mae {
 
 template <class T>
 struct AttentionCache {
-  Span<T> qkv, probs, o;  // (N*T, 3D), (N, H, T, T), (N*T, D)
+  Span<T> qkv;          // (N*T, 3D)
+  Span<T> probs, o;     // (N, H, T, T), (N*T, D) with keep_probs; empty otherwise (rebuilt in backward)
 };
 
 namespace kernels {
@@ -52,28 +53,33 @@ template <class T>
 struct Attention {
   Index dim = 0, heads = 1;
   Linear<T> qkv, proj;  // (3D, D), (D, D)
+  // false (the default): P and O are forward scratch, and backward rebuilds them from q, k, v (two
+  // batched GEMMs and a softmax, a few % of a step) instead of holding N·H·T² + N·T·D per block.
+  bool keep_probs = false;
 
   Index head_dim() const { return dim / heads; }
-  Index cache_elems(Index n, Index t) const { return n * t * 4 * dim + n * heads * t * t; }
-  Index scratch_elems(Index n, Index t) const { return cache_elems(n, t); }  // dO, dqkv, dP: same sizes
+  Index probs_elems(Index n, Index t) const { return n * heads * t * t; }
+  Index cache_elems(Index n, Index t) const {
+    return n * t * 3 * dim + (keep_probs ? probs_elems(n, t) + n * t * dim : 0);
+  }
+  Index forward_scratch_elems(Index n, Index t) const { return keep_probs ? 0 : probs_elems(n, t) + n * t * dim; }
+  // dO, dqkv, dP (+ the rebuilt P and O)
+  Index scratch_elems(Index n, Index t) const {
+    return n * t * 4 * dim + probs_elems(n, t) + forward_scratch_elems(n, t);
+  }
   AttentionCache<T> make_cache(Span<T> s, Index n, Index t) const {
-    const Index r = n * t;
-    return {s.sub(0, r * 3 * dim), s.sub(r * 3 * dim, n * heads * t * t), s.sub(r * 3 * dim + n * heads * t * t, r * dim)};
+    const Index r = n * t, np = keep_probs ? probs_elems(n, t) : 0;
+    return {s.sub(0, r * 3 * dim), s.sub(r * 3 * dim, np), s.sub(r * 3 * dim + np, keep_probs ? r * dim : 0)};
   }
 
+  // scratch: forward_scratch_elems(n, t) elements, contents irrelevant.
   template <class B>
-  void forward(B& be, MatView<const T> x, MatView<T> y, Index n, Index t, AttentionCache<T> c) const {
-    const Index D = dim, H = heads, Dh = head_dim();
-    const T scale = T(1) / math::sqrt(T(Dh));
-    qkv.forward(be, x, MatView<T>(c.qkv.data, n * t, 3 * D));
-    const Stride2 s_qkv{t * 3 * D, Dh}, s_p{H * t * t, t * t}, s_o{t * D, Dh};
-    const Batch2 nh{n, H};
-    const T* q = c.qkv.data;
-    be.gemm_batched(Op::N, Op::T, t, t, Dh, scale, q, 3 * D, s_qkv, q + D, 3 * D, s_qkv, T(0), c.probs.data, t, s_p, nh);
-    be.parallel_for(n * H * t, kernels::SoftmaxRows<T>{c.probs.data, t}, 8 * t);
-    be.gemm_batched(Op::N, Op::N, t, Dh, t, T(1), c.probs.data, t, s_p, q + 2 * D, 3 * D, s_qkv, T(0), c.o.data, D, s_o,
-                    nh);
-    proj.forward(be, MatView<const T>(c.o.data, n * t, D), y);
+  void forward(B& be, MatView<const T> x, MatView<T> y, Index n, Index t, AttentionCache<T> c, Span<T> scratch) const {
+    T* p = keep_probs ? c.probs.data : scratch.data;
+    T* o = keep_probs ? c.o.data : scratch.data + probs_elems(n, t);
+    qkv.forward(be, x, MatView<T>(c.qkv.data, n * t, 3 * dim));
+    core(be, n, t, c.qkv.data, p, o);
+    proj.forward(be, MatView<const T>(o, n * t, dim), y);
   }
 
   // scratch: scratch_elems(n, t) elements, contents irrelevant.
@@ -86,17 +92,38 @@ struct Attention {
     T* d_o = scratch.data;
     T* dqkv = d_o + r * D;
     T* dp = dqkv + r * 3 * D;
-    proj.backward(be, MatView<const T>(c.o.data, r, D), dy, MatView<T>(d_o, r, D), false);
-    const Stride2 s_qkv{t * 3 * D, Dh}, s_p{H * t * t, t * t}, s_o{t * D, Dh};
-    const Batch2 nh{n, H};
     const T* q = c.qkv.data;
     const T* p = c.probs.data;
+    const T* o = c.o.data;
+    if (!keep_probs) {
+      T* p_new = dp + probs_elems(n, t);
+      T* o_new = p_new + probs_elems(n, t);
+      core(be, n, t, q, p_new, o_new);
+      p = p_new;
+      o = o_new;
+    }
+    proj.backward(be, MatView<const T>(o, r, D), dy, MatView<T>(d_o, r, D), false);
+    const Stride2 s_qkv{t * 3 * D, Dh}, s_p{H * t * t, t * t}, s_o{t * D, Dh};
+    const Batch2 nh{n, H};
     be.gemm_batched(Op::N, Op::T, t, t, Dh, T(1), d_o, D, s_o, q + 2 * D, 3 * D, s_qkv, T(0), dp, t, s_p, nh);
     be.gemm_batched(Op::T, Op::N, t, Dh, t, T(1), p, t, s_p, d_o, D, s_o, T(0), dqkv + 2 * D, 3 * D, s_qkv, nh);
     be.parallel_for(n * H * t, kernels::SoftmaxRowsBackward<T>{p, dp, t}, 4 * t);
     be.gemm_batched(Op::N, Op::N, t, Dh, t, scale, dp, t, s_p, q + D, 3 * D, s_qkv, T(0), dqkv, 3 * D, s_qkv, nh);
     be.gemm_batched(Op::T, Op::N, t, Dh, t, scale, dp, t, s_p, q, 3 * D, s_qkv, T(0), dqkv + D, 3 * D, s_qkv, nh);
     qkv.backward(be, x, MatView<const T>(dqkv, r, 3 * D), dx, accumulate);
+  }
+
+ private:
+  // P = softmax_rows(Q Kᵀ · Dh^-½) per (sample, head), O = P V with heads concatenated.
+  template <class B>
+  void core(B& be, Index n, Index t, const T* q, T* p, T* o) const {
+    const Index D = dim, H = heads, Dh = head_dim();
+    const T scale = T(1) / math::sqrt(T(Dh));
+    const Stride2 s_qkv{t * 3 * D, Dh}, s_p{H * t * t, t * t}, s_o{t * D, Dh};
+    const Batch2 nh{n, H};
+    be.gemm_batched(Op::N, Op::T, t, t, Dh, scale, q, 3 * D, s_qkv, q + D, 3 * D, s_qkv, T(0), p, t, s_p, nh);
+    be.parallel_for(n * H * t, kernels::SoftmaxRows<T>{p, t}, 8 * t);
+    be.gemm_batched(Op::N, Op::N, t, Dh, t, T(1), p, t, s_p, q + 2 * D, 3 * D, s_qkv, T(0), o, D, s_o, nh);
   }
 };
 

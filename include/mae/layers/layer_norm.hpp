@@ -28,9 +28,19 @@ struct LayerNormForward {  // one row per call
     T v = T(0);
     for (Index c = 0; c < dim; ++c) v += (xr[c] - mu) * (xr[c] - mu);
     const T rs = T(1) / math::sqrt(v / T(dim) + eps);
-    for (Index c = 0; c < dim; ++c) yr[c] = (xr[c] - mu) * rs * gamma[c] + beta[c];
+    normalize_row(xr, yr, gamma, beta, dim, mu, rs);
     mean[r] = mu;
     rstd[r] = rs;
+  }
+  MAE_HOST_DEVICE static void normalize_row(const T* xr, T* yr, const T* gamma, const T* beta, Index dim, T mu, T rs) {
+    for (Index c = 0; c < dim; ++c) yr[c] = (xr[c] - mu) * rs * gamma[c] + beta[c];
+  }
+};
+template <class T>
+struct LayerNormRecompute {  // y again from the cached mean and rstd, one row per call
+  const T* x; Index ldx; T* y; Index ldy; const T* gamma; const T* beta; Index dim; const T* mean; const T* rstd;
+  MAE_HOST_DEVICE void operator()(Index r) const {
+    LayerNormForward<T>::normalize_row(x + r * ldx, y + r * ldy, gamma, beta, dim, mean[r], rstd[r]);
   }
 };
 template <class T>
@@ -92,6 +102,14 @@ struct LayerNorm {
     MAE_ASSERT(x.cols == dim && y.cols == dim && x.rows == y.rows && c.mean.size >= x.rows, "LayerNorm: shapes");
     be.parallel_for(x.rows, kernels::LayerNormForward<T>{x.data, x.ld, y.data, y.ld, gamma.value, beta.value, dim, eps,
                                                          c.mean.data, c.rstd.data}, 4 * dim);
+  }
+
+  // y exactly as forward wrote it, from x and the cache (so callers need not keep y for backward).
+  template <class B>
+  void recompute(B& be, MatView<const T> x, MatView<T> y, LayerNormCache<T> c) const {
+    MAE_ASSERT(x.cols == dim && y.cols == dim && x.rows == y.rows && c.mean.size >= x.rows, "LayerNorm: shapes");
+    be.parallel_for(x.rows, kernels::LayerNormRecompute<T>{x.data, x.ld, y.data, y.ld, gamma.value, beta.value, dim,
+                                                           c.mean.data, c.rstd.data}, 2 * dim);
   }
 
   template <class B>

@@ -22,12 +22,23 @@ struct Linear {
 
   template <class B>
   void backward(B& be, MatView<const T> x, MatView<const T> dy, MatView<T> dx, bool accumulate_dx = true) const {
+    backward_params(be, x, dy);
+    if (dx.data) backward_input(be, dy, dx, accumulate_dx);
+  }
+  // The two halves of backward, for callers that build x only after dx is known (Mlp):
+  // dW += dyᵀ · x, db += Σ_r dy;
+  template <class B>
+  void backward_params(B& be, MatView<const T> x, MatView<const T> dy) const {
     MAE_ASSERT(x.cols == in && dy.cols == out && x.rows == dy.rows, "Linear: shape mismatch");
     be.gemm(Op::T, Op::N, out, in, x.rows, T(1), dy.data, dy.ld, x.data, x.ld, T(1), weight.grad, in);
     if (bias.value) add_column_sums(be, dy, bias.grad);
-    if (dx.data)
-      be.gemm(Op::N, Op::N, dy.rows, in, out, T(1), dy.data, dy.ld, weight.value, in, accumulate_dx ? T(1) : T(0),
-              dx.data, dx.ld);
+  }
+  // dx += dy · W (accumulate false: dx = dy · W).
+  template <class B>
+  void backward_input(B& be, MatView<const T> dy, MatView<T> dx, bool accumulate = true) const {
+    MAE_ASSERT(dy.cols == out && dx.cols == in && dx.rows == dy.rows, "Linear: shape mismatch");
+    be.gemm(Op::N, Op::N, dy.rows, in, out, T(1), dy.data, dy.ld, weight.value, in, accumulate ? T(1) : T(0), dx.data,
+            dx.ld);
   }
 };
 

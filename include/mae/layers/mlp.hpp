@@ -1,5 +1,7 @@
 // MLP, as timm `Mlp`: y = fc2(GELU(fc1(x))), hidden width Hm = int(D * mlp_ratio).
-//   backward: da = dy · W2 (+ fc2 grads);  dh = da ∘ GELU'(h);  dx += dh · W1 (+ fc1 grads)
+//   backward: da = dy · W2;  a = GELU(h) again;  dW2 += dyᵀ a;  dh = da ∘ GELU'(h);  dx += dh · W1 (+ fc1 grads)
+// Only h (fc1's output) is kept for backward: the GELU output a is forward scratch, and backward
+// rebuilds it in the same pass that applies GELU' (one erf per element, no second stored (R, Hm)).
 #pragma once
 #include "mae/layers/gelu.hpp"
 #include "mae/layers/linear.hpp"
@@ -8,7 +10,7 @@ namespace mae {
 
 template <class T>
 struct MlpCache {
-  Span<T> h, a;  // (R, Hm) each: fc1 output, GELU output
+  Span<T> h;  // (R, Hm): fc1 output
 };
 
 template <class T>
@@ -16,28 +18,31 @@ struct Mlp {
   Index dim = 0, hidden = 0;
   Linear<T> fc1, fc2;  // (Hm, D), (D, Hm)
 
-  Index cache_elems(Index rows) const { return 2 * rows * hidden; }
+  Index cache_elems(Index rows) const { return rows * hidden; }
+  Index forward_scratch_elems(Index rows) const { return rows * hidden; }
   Index scratch_elems(Index rows) const { return 2 * rows * hidden; }
-  MlpCache<T> make_cache(Span<T> s, Index rows) const {
-    return {s.sub(0, rows * hidden), s.sub(rows * hidden, rows * hidden)};
-  }
+  MlpCache<T> make_cache(Span<T> s, Index rows) const { return {s.sub(0, rows * hidden)}; }
 
+  // scratch: forward_scratch_elems(rows) elements, contents irrelevant.
   template <class B>
-  void forward(B& be, MatView<const T> x, MatView<T> y, MlpCache<T> c) const {
+  void forward(B& be, MatView<const T> x, MatView<T> y, MlpCache<T> c, Span<T> scratch) const {
     const Index r = x.rows;
+    Span<T> a = scratch.sub(0, r * hidden);
     fc1.forward(be, x, MatView<T>(c.h.data, r, hidden));
-    Gelu<T>{}.forward(be, Span<const T>(c.h), c.a);
-    fc2.forward(be, MatView<const T>(c.a.data, r, hidden), y);
+    Gelu<T>{}.forward(be, Span<const T>(c.h), a);
+    fc2.forward(be, MatView<const T>(a.data, r, hidden), y);
   }
 
+  // dx += (or, with accumulate false, =) d(mlp)/dx · dy. scratch: scratch_elems(rows) elements,
+  // overwritten, never zero-filled.
   template <class B>
-  // dx += (or, with accumulate false, =) d(mlp)/dx · dy. Scratch is overwritten, never zero-filled.
   void backward(B& be, MatView<const T> x, MatView<const T> dy, MlpCache<T> c, Span<T> scratch, MatView<T> dx,
                 bool accumulate = true) const {
     const Index r = x.rows;
-    Span<T> da = scratch.sub(0, r * hidden), dh = scratch.sub(r * hidden, r * hidden);
-    fc2.backward(be, MatView<const T>(c.a.data, r, hidden), dy, MatView<T>(da.data, r, hidden), false);
-    Gelu<T>{}.backward(be, Span<const T>(c.h), Span<const T>(c.a), Span<const T>(da), dh, false);
+    Span<T> a = scratch.sub(0, r * hidden), dh = scratch.sub(r * hidden, r * hidden);
+    fc2.backward_input(be, dy, MatView<T>(dh.data, r, hidden), false);  // da
+    Gelu<T>{}.recompute_backward(be, Span<const T>(c.h), a, dh);        // a; da -> dh in place
+    fc2.backward_params(be, MatView<const T>(a.data, r, hidden), dy);
     fc1.backward(be, x, MatView<const T>(dh.data, r, hidden), dx, accumulate);
   }
 };

@@ -15,6 +15,7 @@ struct DecoderActs {
   std::vector<BlockCache<T>> caches;
   LayerNormCache<T> norm;
   MatView<T> normed, pred;          // (n*(1+l), Dd), (n*(1+l), P) (row 0 of each sample: cls)
+  Span<T> scratch;                  // the blocks' forward scratch (the owner's backward scratch), set after layout
 };
 
 template <class T>
@@ -28,6 +29,9 @@ struct Decoder {
 
   Index depth() const { return Index(blocks.size()); }
   Index block_scratch_elems(Index n, Index t) const { return blocks.empty() ? 0 : blocks[0].scratch_elems(n, t); }
+  Index forward_scratch_elems(Index n, Index l) const {
+    return blocks.empty() ? 0 : blocks[0].forward_scratch_elems(n, 1 + l);
+  }
 
   void layout(Spanner<T>& sp, DecoderActs<T>& a, Index n, Index keep, Index l) const {
     const Index t = 1 + l, r = n * t;
@@ -53,7 +57,8 @@ struct Decoder {
     const Index t = 1 + a.l;
     embed.forward(be, latent, a.y);
     unshuffle.forward(be, a.y, ids_restore, a.n, a.l, a.keep, a.zs[0]);
-    for (Index i = 0; i < depth(); ++i) blocks[i].forward(be, a.zs[i], a.zs[i + 1], a.n, t, a.caches[i]);
+    MAE_ASSERT(a.scratch.size >= forward_scratch_elems(a.n, a.l), "decoder forward scratch too small");
+    for (Index i = 0; i < depth(); ++i) blocks[i].forward(be, a.zs[i], a.zs[i + 1], a.n, t, a.caches[i], a.scratch);
     norm.forward(be, a.zs[depth()], a.normed, a.norm);
     pred.forward(be, a.normed, a.pred);
   }

@@ -23,8 +23,9 @@ struct Spanner {
 };
 
 // Activations of one encoder pass over n samples of `keep` patches each (T = 1 + keep tokens).
-// With for_backward, every block keeps its input and cache; otherwise two stream buffers and one
-// cache are reused (inference).
+// With for_backward, every block keeps its input and cache, and the blocks' forward scratch is the
+// owner's backward scratch (set `scratch` after layout); otherwise two stream buffers, one cache and
+// a forward scratch of its own are reused (inference).
 template <class T>
 struct EncoderActs {
   Index n = 0, keep = 0;
@@ -32,6 +33,7 @@ struct EncoderActs {
   std::vector<MatView<T>> xs;     // stream; block i reads xs[i] (or xs[i % 2]) and writes the next
   std::vector<BlockCache<T>> caches;
   LayerNormCache<T> norm;
+  Span<T> scratch;                // at least Encoder::forward_scratch_elems
   MatView<T> in(Index i) const { return xs[i % xs.size()]; }
   MatView<T> after(Index i) const { return xs[(i + 1) % xs.size()]; }
   BlockCache<T> cache(Index i) const { return caches[i % caches.size()]; }
@@ -47,6 +49,9 @@ struct Encoder {
   Index depth() const { return Index(blocks.size()); }
   // Blocks share one scratch (all blocks of a stack have the same shapes); depth 0 needs none.
   Index block_scratch_elems(Index n, Index t) const { return blocks.empty() ? 0 : blocks[0].scratch_elems(n, t); }
+  Index forward_scratch_elems(Index n, Index keep) const {
+    return blocks.empty() ? 0 : blocks[0].forward_scratch_elems(n, 1 + keep);
+  }
 
   void layout(Spanner<T>& sp, EncoderActs<T>& a, Index n, Index keep, bool for_backward) const {
     const Index t = 1 + keep, r = n * t;
@@ -61,6 +66,7 @@ struct Encoder {
     for (Index i = 0; i < caches; ++i) a.caches.push_back(blocks[0].make_cache(sp.take(blocks[0].cache_elems(n, t)), n, t));
     a.norm = LayerNorm<T>::make_cache(sp.take(LayerNorm<T>::cache_elems(r)), r);
     a.out = sp.mat(r, dim);
+    a.scratch = for_backward ? Span<T>{} : sp.take(forward_scratch_elems(n, keep));
   }
   // Scratch for backward: two stream gradients, block scratch, token gradients.
   Index scratch_elems(Index n, Index keep) const {
@@ -73,7 +79,8 @@ struct Encoder {
   void forward(B& be, const T* imgs, const std::int64_t* ids, Index ids_ld, const EncoderActs<T>& a) const {
     const Index t = 1 + a.keep;
     patch.forward(be, imgs, ids, ids_ld, a.n, a.keep, a.patches, a.tok, a.in(0));
-    for (Index i = 0; i < depth(); ++i) blocks[i].forward(be, a.in(i), a.after(i), a.n, t, a.cache(i));
+    MAE_ASSERT(a.scratch.size >= forward_scratch_elems(a.n, a.keep), "encoder forward scratch too small");
+    for (Index i = 0; i < depth(); ++i) blocks[i].forward(be, a.in(i), a.after(i), a.n, t, a.cache(i), a.scratch);
     norm.forward(be, a.in(depth()), a.out, a.norm);
   }
 

@@ -7,6 +7,7 @@
 // first call that needs them (forward, zero_grad, grad, grad_arena), so a model used only for features
 // never holds them. After that a step allocates nothing. Host access goes through get/set/grad by name.
 #pragma once
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -245,7 +246,10 @@ class MaeViT {
       decoder_.layout(sp, dec_, n, k, l);
       dpred_ = sp.mat(n * (1 + l), P);
       dlatent_ = sp.mat(n * (1 + k), cfg_.embed_dim);
-      scratch_ = sp.take(std::max(encoder_.scratch_elems(n, k), decoder_.scratch_elems(n, k, l)));
+      // backward scratch, also the blocks' forward scratch (a backward needs more than its forward)
+      scratch_ = sp.take(std::max({encoder_.scratch_elems(n, k), decoder_.scratch_elems(n, k, l),
+                                   encoder_.forward_scratch_elems(n, k), decoder_.forward_scratch_elems(n, l)}));
+      enc_.scratch = dec_.scratch = scratch_;
     };
     Spanner<T> measure;
     layout(measure);
