@@ -3,7 +3,10 @@
 //
 // Modes
 //   train         the official masked step: TrainLoop::iteration = zero grads, forward (encoder on
-//                 the K = L/4 kept patches), backward, AdamW (betas 0.9, 0.95, wd 0.05)
+//                 the K = L/4 kept patches), backward, AdamW (betas 0.9, 0.95, wd 0.05); AdamW
+//                 runs inside backward block by block (TrainLoop's default), or after it with
+//                 --optimizer after (then every gradient is kept: more memory, same numbers);
+//                 --attention-probs rebuild: MaeViT::set_keep_attention_probs(false)
 //   train_nomask  the same step with every patch through the encoder and the loss over all
 //                 patches (MaeViT::Mode::AllTokens): what the asymmetric design saves
 //   infer         encoder only on all patches, natural order, no masking (MaeViT::features)
@@ -125,13 +128,15 @@ struct Result {
 };
 
 template <class B>
-Result run_step(const BenchConfig& bc, const std::string& mode, const b::TimeBudget& budget) {
+Result run_step(const BenchConfig& bc, const std::string& mode, const b::TimeBudget& budget, bool fuse,
+                bool keep_probs) {
   using Model = mae::MaeViT<float, B>;
   const Inputs in = make_inputs(bc);
   b::reset_peak_rss();
   B be;
   Model model(bc.model, be, bc.batch, mode == "train_nomask" ? Model::Mode::AllTokens : Model::Mode::Masked);
   mae::init_weights(model, 7);
+  model.set_keep_attention_probs(keep_probs);
   Result r;
   if (mode == "infer") {
     r.t = b::time_it(
@@ -146,7 +151,9 @@ Result run_step(const BenchConfig& bc, const std::string& mode, const b::TimeBud
     sched.warmup_epochs = 0;
     sched.epochs = 100;
     sched.iters_per_epoch = 1000;
-    mae::TrainLoop<float, B> loop(model, sched);
+    mae::OptimConfig opt;
+    opt.fuse_into_backward = fuse;
+    mae::TrainLoop<float, B> loop(model, sched, opt);
     int step = 0;
     r.t = b::time_it([&] { r.checksum += double(loop.iteration(in.imgs.data(), in.noise[step++ % kNoiseSets].data())); },
                      budget);
@@ -185,6 +192,8 @@ const char* kUsage =
     "usage: bench_step [--config NAME[,NAME..]] [--mode train|train_nomask|infer[,..]] [--json]\n"
     "                  [--threads N] [--budget SECONDS] [--min-reps N] [--backend default|eigen|cuda]\n"
     "                  [--batch N (instead of each config's own; e.g. to fill a GPU)]\n"
+    "                  [--optimizer fused|after (AdamW inside backward, the default, or after it)]\n"
+    "                  [--attention-probs keep|rebuild (cache them, the default, or rebuild in backward)]\n"
     "                  [--peak GFLOPS | --no-peak] [--peak-only] [--list]\n"
     "  configs: tiny32 fmnist28 base224 (default: all); modes: train train_nomask infer (default: all)\n";
 
@@ -193,6 +202,12 @@ int run(b::Args& args) {
   const bool json = args.flag("--json");
   const bool peak_only = args.flag("--peak-only");
   const bool no_peak = args.flag("--no-peak");
+  const std::string optimizer = args.value("--optimizer", "fused");
+  MAE_CHECK(optimizer == "fused" || optimizer == "after", "--optimizer must be fused or after, got '", optimizer, "'");
+  const bool fuse = optimizer == "fused";
+  const std::string probs = args.value("--attention-probs", "keep");
+  MAE_CHECK(probs == "keep" || probs == "rebuild", "--attention-probs must be keep or rebuild, got '", probs, "'");
+  const bool keep_probs = probs == "keep";
   const int threads = int(args.number("--threads", 2));
   b::TimeBudget budget;
   budget.budget_s = args.number("--budget", 2.0);
@@ -250,7 +265,7 @@ int run(b::Args& args) {
   std::map<std::string, std::map<std::string, double>> ms;  // config -> mode -> median ms
   for (const BenchConfig& bc : configs) {
     for (const std::string& mode : modes) {
-      const Result r = run_step<B>(bc, mode, budget);
+      const Result r = run_step<B>(bc, mode, budget, fuse, keep_probs);
       checksum += r.checksum;
       const double flop = step_flops(bc.model, bc.batch, mode);
       const double gflops = flop / (r.t.median_ms * 1e-3) * 1e-9, ips = double(bc.batch) / (r.t.median_ms * 1e-3);

@@ -183,3 +183,74 @@ TEST_CASE("MaeViT with a mask ratio that keeps no patch (L 4, ratio 0.9: K = 0) 
     t::require_fd(p.name, r);
   }
 }
+
+TEST_CASE("Gradients::PerBlock hands every block's gradient to the sink once, final and equal to Full's, then zeroes "
+          "it",
+          "[model]") {
+  ModelCase full, per;
+  full.model.zero_grad();
+  full.loss();
+  full.model.backward(0.5);
+  per.model.set_gradients(Model::Gradients::PerBlock);
+  CHECK_THROWS_WITH(per.model.backward(), Catch::Contains("pass a sink"));
+  per.loss();
+  Model& m = per.model;
+  const auto& es = m.table().entries();
+  std::vector<Index> order;
+  Index mismatches = 0, compared = 0;
+  auto compare = [&](Index e) {
+    if (!es[e].trainable) return;
+    Vec got(es[e].numel);
+    std::copy(m.grad_data(e), m.grad_data(e) + es[e].numel, got.begin());
+    const Vec want = full.model.grad(es[e].name);
+    for (std::size_t i = 0; i < got.size(); ++i) mismatches += got[i] != want[i];
+    compared += es[e].numel;
+  };
+  m.backward(0.5, [&](Index k) {
+    order.push_back(k);
+    if (k == Model::kNonBlock) {
+      for (Index e = 0; e < Index(es.size()); ++e)
+        if (m.block_of(e) == Model::kNonBlock) compare(e);
+    } else {
+      for (Index e = m.block_spans()[k].entry_begin; e < m.block_spans()[k].entry_end; ++e) compare(e);
+    }
+  });
+  // decoder block 0 (index depth + 0), encoder blocks 1 then 0, then everything else
+  CHECK(order == std::vector<Index>{2, 1, 0, Model::kNonBlock});
+  CHECK(mismatches == 0);
+  Index trainable = 0;
+  for (const auto& p : es) trainable += p.trainable ? p.numel : 0;
+  CHECK(compared == trainable);
+  // the storage is zero again, ready for the next step; block gradients are not readable by name
+  const mae::Span<double> storage = m.grad_arena();
+  Index nonzero = 0;
+  for (Index i = 0; i < storage.size; ++i) nonzero += storage[i] != 0.0;
+  CHECK(nonzero == 0);
+  CHECK(storage.size < full.model.grad_arena().size / 2);
+  CHECK_THROWS_WITH(m.grad("blocks.0.attn.qkv.weight"), Catch::Contains("PerBlock"));
+  CHECK(m.grad("cls_token").size() == 8);
+  // back to Full: backward() works again, as before
+  m.set_gradients(Model::Gradients::Full);
+  per.loss();
+  m.backward(0.5);
+  CHECK(m.grad("blocks.1.mlp.fc2.weight") == full.model.grad("blocks.1.mlp.fc2.weight"));
+}
+
+TEST_CASE("MaeViT with attention probabilities rebuilt in backward: same loss, gradients and features, bit for bit",
+          "[model]") {
+  ModelCase kept, lean;
+  REQUIRE(kept.model.keep_attention_probs());
+  const Vec f_kept = kept.model.features(kept.imgs);
+  lean.model.features(lean.imgs);  // planned with probabilities kept, then re-planned below
+  lean.model.set_keep_attention_probs(false);
+  CHECK(lean.model.features(lean.imgs) == f_kept);
+  kept.model.zero_grad();
+  lean.model.zero_grad();
+  CHECK(kept.loss() == lean.loss());
+  kept.model.backward();
+  lean.model.backward();
+  for (const mae::ParamInfo& p : kept.model.table().entries()) {
+    INFO(p.name);
+    CHECK(kept.model.grad(p.name) == lean.model.grad(p.name));
+  }
+}

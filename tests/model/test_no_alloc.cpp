@@ -50,15 +50,17 @@ mae::MaeConfig small_config() {
 }
 
 // Heap allocations made by `iterations` training iterations after two warm-up iterations.
+// accum_iter 2: AdamW after backward every other iteration; 1: AdamW inside backward (fused).
 template <class T, class B>
-long allocations_per_step(int iterations) {
+long allocations_per_step(int iterations, mae::Index accum_iter = 2) {
   B be;
   const mae::MaeConfig cfg = small_config();
   const mae::Index n = 3;
   mae::MaeViT<T, B> model(cfg, be, n);
   mae::LrSchedule s;
-  s.lr = 1e-3, s.min_lr = 0, s.warmup_epochs = 1, s.epochs = 4, s.iters_per_epoch = 4, s.accum_iter = 2;
+  s.lr = 1e-3, s.min_lr = 0, s.warmup_epochs = 1, s.epochs = 4, s.iters_per_epoch = 4, s.accum_iter = accum_iter;
   mae::TrainLoop<T, B> loop(model, s);
+  REQUIRE(loop.fused() == (accum_iter == 1));
   std::vector<T> imgs(n * model.image_elems()), noise(n * cfg.num_patches());
   for (std::size_t i = 0; i < imgs.size(); ++i) imgs[i] = T(std::sin(0.1 * double(i)));
   for (std::size_t i = 0; i < noise.size(); ++i) noise[i] = T(std::fmod(0.37 * double(i), 1.0));
@@ -87,11 +89,13 @@ TEST_CASE("the allocation counter sees operator new and malloc (so a zero below 
 TEMPLATE_TEST_CASE("a training step (forward, backward, AdamW) on CpuEigen allocates nothing after set-up",
                    "[model][alloc]", float, double) {
   CHECK(allocations_per_step<TestType, mae::CpuEigen>(4) == 0);
+  CHECK(allocations_per_step<TestType, mae::CpuEigen>(4, /*accum_iter=*/1) == 0);  // AdamW inside backward
 }
 
 #ifdef MAE_HAVE_ONEDNN
 TEST_CASE("a OneDnn training step in double (Eigen GEMMs) allocates nothing after set-up", "[model][alloc]") {
   CHECK(allocations_per_step<double, mae::OneDnn>(4) == 0);
+  CHECK(allocations_per_step<double, mae::OneDnn>(4, /*accum_iter=*/1) == 0);
 }
 // oneDNN 2.6's primitive execute builds a small argument map on every call (6-7 heap blocks that it
 // frees before returning); the public API offers no way around it. Our own code adds nothing: the

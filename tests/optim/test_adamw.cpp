@@ -278,3 +278,31 @@ TEST_CASE("adamw: the kernel's host scalars are PyTorch's Python doubles cast to
   CHECK(kf.eps == 1e-8f);
   CHECK_THROWS_AS(mae::adamw_kernel<double>(&p, &g, &m, &v, 1e-3, 0.0, 0.9, 0.95, 1e-8, 0), mae::Error);
 }
+
+TEST_CASE("adamw: begin_step then apply on each part is step() bit for bit; apply before any step throws",
+          "[adamw]") {
+  mae::CpuEigen be;
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> nd;
+  const Index n = 301;
+  std::vector<double> p(n), g(n);
+  for (Index i = 0; i < n; ++i) p[i] = nd(rng), g[i] = nd(rng);
+  std::vector<double> p1 = p, m1(n, 0), v1(n, 0), p2 = p, m2(n, 0), v2(n, 0);
+  using Seg = mae::AdamW<double>::Segment;
+  mae::AdamW<double> whole, parts;
+  const std::vector<Seg> all{{p1.data(), g.data(), m1.data(), v1.data(), n, true}};
+  const std::vector<Seg> head{{p2.data(), g.data(), m2.data(), v2.data(), 100, true}};
+  const std::vector<Seg> tail{{p2.data() + 100, g.data() + 100, m2.data() + 100, v2.data() + 100, n - 100, true}};
+  CHECK_THROWS_WITH(parts.apply(be, head, 1e-3), Catch::Contains("begin_step"));
+  for (int s = 0; s < 3; ++s) {
+    const double lr = 1e-3 * (s + 1);
+    whole.step(be, all, lr);
+    parts.begin_step();
+    parts.apply(be, tail, lr);  // any order: elements are independent
+    parts.apply(be, head, lr);
+  }
+  CHECK(parts.step_count() == whole.step_count());
+  CHECK(p1 == p2);
+  CHECK(m1 == m2);
+  CHECK(v1 == v2);
+}

@@ -53,9 +53,10 @@ template <class T>
 struct Attention {
   Index dim = 0, heads = 1;
   Linear<T> qkv, proj;  // (3D, D), (D, D)
-  // false (the default): P and O are forward scratch, and backward rebuilds them from q, k, v (two
-  // batched GEMMs and a softmax, a few % of a step) instead of holding N·H·T² + N·T·D per block.
-  bool keep_probs = false;
+  // true (the default): P and O are cached for backward. false: they are forward scratch and backward
+  // rebuilds them from q, k, v (two batched GEMMs and a softmax, ~3-4% of a step) instead of holding
+  // N·H·T² + N·T·D per block.
+  bool keep_probs = true;
 
   Index head_dim() const { return dim / heads; }
   Index probs_elems(Index n, Index t) const { return n * heads * t * t; }

@@ -64,9 +64,16 @@ struct Decoder {
   }
 
   // dpred: d loss / d pred (every row); dlatent = d loss / d latent (overwritten); adds every parameter gradient.
+  // on_block(i) runs once block i's gradients are final.
   template <class B>
   void backward(B& be, const DecoderActs<T>& a, MatView<const T> latent, const std::int64_t* ids_shuffle,
                 const std::int64_t* ids_restore, MatView<const T> dpred, Span<T> scratch, MatView<T> dlatent) const {
+    backward(be, a, latent, ids_shuffle, ids_restore, dpred, scratch, dlatent, [](Index) {});
+  }
+  template <class B, class OnBlock>
+  void backward(B& be, const DecoderActs<T>& a, MatView<const T> latent, const std::int64_t* ids_shuffle,
+                const std::int64_t* ids_restore, MatView<const T> dpred, Span<T> scratch, MatView<T> dlatent,
+                OnBlock&& on_block) const {
     const Index t = 1 + a.l, r = a.n * t;
     Spanner<T> sp{scratch.data};
     MatView<T> g[2] = {sp.mat(r, dim), sp.mat(r, dim)};
@@ -76,8 +83,10 @@ struct Decoder {
     pred.backward(be, a.normed, dpred, g[1], /*accumulate_dx=*/false);
     zero(be, g[0].span());
     norm.backward(be, a.zs[depth()], g[1], a.norm, g[0]);
-    for (Index i = depth() - 1, k = 0; i >= 0; --i, k ^= 1)
+    for (Index i = depth() - 1, k = 0; i >= 0; --i, k ^= 1) {
       blocks[i].backward(be, a.zs[i], g[k], a.n, t, a.caches[i], block_scratch, g[k ^ 1], /*accumulate=*/false);
+      on_block(i);
+    }
     zero(be, dy.span());
     unshuffle.backward(be, g[depth() % 2], ids_shuffle, ids_restore, a.n, a.l, a.keep, dy);
     embed.backward(be, latent, dy, dlatent, /*accumulate_dx=*/false);

@@ -84,9 +84,13 @@ struct Encoder {
     norm.forward(be, a.in(depth()), a.out, a.norm);
   }
 
-  // dout: d loss / d out; adds every parameter gradient.
+  // dout: d loss / d out; adds every parameter gradient. on_block(i) runs once block i's gradients are final.
   template <class B>
   void backward(B& be, const EncoderActs<T>& a, MatView<const T> dout, Span<T> scratch) const {
+    backward(be, a, dout, scratch, [](Index) {});
+  }
+  template <class B, class OnBlock>
+  void backward(B& be, const EncoderActs<T>& a, MatView<const T> dout, Span<T> scratch, OnBlock&& on_block) const {
     const Index t = 1 + a.keep, r = a.n * t;
     Spanner<T> sp{scratch.data};
     MatView<T> g[2] = {sp.mat(r, dim), sp.mat(r, dim)};
@@ -95,8 +99,10 @@ struct Encoder {
     MAE_ASSERT(sp.total <= scratch.size, "encoder scratch too small");
     zero(be, g[0].span());
     norm.backward(be, a.in(depth()), dout, a.norm, g[0]);
-    for (Index i = depth() - 1, k = 0; i >= 0; --i, k ^= 1)
+    for (Index i = depth() - 1, k = 0; i >= 0; --i, k ^= 1) {
       blocks[i].backward(be, a.in(i), g[k], a.n, t, a.cache(i), block_scratch, g[k ^ 1], /*accumulate=*/false);
+      on_block(i);
+    }
     patch.backward(be, a.n, a.keep, a.patches, g[depth() % 2], dtok);
   }
 };

@@ -136,14 +136,17 @@ class AdamW {
   // be.parallel_for per segment. Segments are checked before anything is touched.
   template <class B>
   void step(B& be, const std::vector<Segment>& segments, double lr) {
-    MAE_CHECK(std::isfinite(lr) && lr >= 0, "AdamW::step: lr must be finite and >= 0, got ", lr);
-    for (std::size_t s = 0; s < segments.size(); ++s) {
-      const Segment& seg = segments[s];
-      MAE_CHECK(seg.n >= 0, "AdamW::step: segment ", s, " has negative size ", seg.n);
-      MAE_CHECK(seg.n == 0 || (seg.p && seg.g && seg.m && seg.v), "AdamW::step: segment ", s, " (", seg.n,
-                " elements) has a null pointer");
-    }
-    ++step_;
+    check(segments, lr, "step");
+    begin_step();
+    apply(be, segments, lr);
+  }
+  // A step in parts, for an optimizer applied inside backward as each block's gradients become final:
+  // begin_step() once, then apply() on every segment of the model exactly once, with the same lr.
+  void begin_step() { ++step_; }
+  template <class B>
+  void apply(B& be, const std::vector<Segment>& segments, double lr) const {
+    check(segments, lr, "apply");
+    MAE_CHECK(step_ >= 1, "AdamW::apply: call begin_step first");
     for (const Segment& seg : segments) {
       if (seg.n == 0) continue;
       be.parallel_for(seg.n, adamw_kernel<T>(seg.p, seg.g, seg.m, seg.v, lr, seg.decay ? weight_decay_ : 0.0,
@@ -164,6 +167,16 @@ class AdamW {
   double weight_decay() const { return weight_decay_; }
 
  private:
+  static void check(const std::vector<Segment>& segments, double lr, const char* what) {
+    MAE_CHECK(std::isfinite(lr) && lr >= 0, "AdamW::", what, ": lr must be finite and >= 0, got ", lr);
+    for (std::size_t s = 0; s < segments.size(); ++s) {
+      const Segment& seg = segments[s];
+      MAE_CHECK(seg.n >= 0, "AdamW::", what, ": segment ", s, " has negative size ", seg.n);
+      MAE_CHECK(seg.n == 0 || (seg.p && seg.g && seg.m && seg.v), "AdamW::", what, ": segment ", s, " (", seg.n,
+                " elements) has a null pointer");
+    }
+  }
+
   double beta1_, beta2_, eps_, weight_decay_;
   Index step_ = 0;
 };

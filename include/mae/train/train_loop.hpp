@@ -3,6 +3,11 @@
 //   each accumulation window (util/lr_sched.adjust_learning_rate); forward; backward of
 //   loss / accum_iter, added into the gradients; an AdamW step after the window's last iteration.
 // The AdamW moments live in two arenas that mirror the parameter arena (same offsets).
+// With accum_iter 1 (and OptimConfig::fuse_into_backward, the default) the step is applied inside
+// backward, block by block, as each block's gradients become final: the model then keeps gradients
+// for one block at a time (MaeViT Gradients::PerBlock), not for the whole model. Every element sees
+// the same gradient, lr and step count as in a step after backward, so the results are bit for bit
+// the same; only the order in which tensors are updated changes.
 #pragma once
 #include <vector>
 
@@ -14,6 +19,7 @@ namespace mae {
 
 struct OptimConfig {
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.05;
+  bool fuse_into_backward = true;  // used when accum_iter == 1; false keeps every gradient (model.grad works)
 };
 
 template <class T, class B>
@@ -27,16 +33,35 @@ class TrainLoop {
     exp_avg_sq_ = Buffer<T, B>(be, model.param_arena().size);
     zero(be, exp_avg_.span());
     zero(be, exp_avg_sq_.span());
-    for (const ParamInfo& p : model.table().entries()) {
+    fused_ = opt.fuse_into_backward && schedule_.accum_iter == 1;
+    model.set_gradients(fused_ ? Model::Gradients::PerBlock : Model::Gradients::Full);
+    const auto& entries = model.table().entries();
+    block_segments_.resize(model.block_spans().size());
+    for (Index e = 0; e < Index(entries.size()); ++e) {
+      const ParamInfo& p = entries[e];
       if (!p.trainable) continue;
-      segments_.push_back({model.param_arena().data + p.offset, model.grad_arena().data + p.offset,
-                           exp_avg_.data() + p.offset, exp_avg_sq_.data() + p.offset, p.numel, p.decay});
+      const typename AdamW<T>::Segment seg{model.param_arena().data + p.offset, model.grad_data(e),
+                                           exp_avg_.data() + p.offset, exp_avg_sq_.data() + p.offset, p.numel, p.decay};
+      const Index k = model.block_of(e);
+      (fused_ && k != Model::kNonBlock ? block_segments_[k] : segments_).push_back(seg);
     }
   }
 
   // One iteration on a batch (host imgs (N, C, H, W), noise (N, L)); returns its loss (before the
   // division by accum_iter). Whether a step follows is decided by the global iteration index.
   T iteration(const T* imgs, const T* noise) {
+    if (fused_) {  // accum_iter 1: every iteration zeroes (the model keeps its gradients zero), sets lr, steps
+      lr_ = lr_for_iteration(schedule_, iteration_);
+      const T loss = model_->forward(imgs, noise);
+      B& be = model_->backend();
+      adamw_.begin_step();
+      model_->backward(T(1), [&](Index k) {
+        adamw_.apply(be, k == Model::kNonBlock ? segments_ : block_segments_[k], lr_);
+      });
+      stepped_ = true;
+      ++iteration_;
+      return loss;
+    }
     if (zero_grads_before(schedule_, iteration_)) model_->zero_grad();
     if (iteration_pos(schedule_, iteration_).k % schedule_.accum_iter == 0) lr_ = lr_for_iteration(schedule_, iteration_);
     const T loss = model_->forward(imgs, noise);
@@ -47,6 +72,7 @@ class TrainLoop {
     return loss;
   }
 
+  bool fused() const { return fused_; }                  // AdamW applied inside backward?
   Index iteration_index() const { return iteration_; }  // iterations done
   void set_iteration_index(Index i) { iteration_ = i; }  // resume
   double lr() const { return lr_; }                      // lr of the last iteration's window
@@ -63,6 +89,8 @@ class TrainLoop {
   Span<T> exp_avg_sq_arena() const { return exp_avg_sq_.span(); }
 
  private:
+  using Model = MaeViT<T, B>;
+
   std::vector<T> moment(const Buffer<T, B>& arena, const std::string& name) const {
     const ParamInfo& p = model_->table().at(name);
     std::vector<T> out(p.numel);
@@ -80,7 +108,9 @@ class TrainLoop {
   LrSchedule schedule_;
   AdamW<T> adamw_;
   Buffer<T, B> exp_avg_, exp_avg_sq_;
-  std::vector<typename AdamW<T>::Segment> segments_;
+  std::vector<typename AdamW<T>::Segment> segments_;  // every tensor, or (fused) those outside the blocks
+  std::vector<std::vector<typename AdamW<T>::Segment>> block_segments_;  // fused: per block
+  bool fused_ = false;
   Index iteration_ = 0;
   double lr_ = 0;
   bool stepped_ = false;
