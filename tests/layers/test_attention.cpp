@@ -171,3 +171,19 @@ TEST_CASE("Attention without keep_probs caches only qkv, and its rebuilt P and O
   CHECK(lean.dwproj == kept.dwproj);
   CHECK(lean.dbproj == kept.dbproj);
 }
+
+TEST_CASE("Attention with an inference cache (for_backward false) keeps P and O in scratch, same output bit for bit",
+          "[attention]") {
+  AttnCase ac(2, 5, 12, 3, 40, /*keep_probs=*/true);
+  ac.objective();
+  const Vec y_train = ac.y;
+  const Index n = 2, tok = 5, r = n * tok;
+  Vec cache(ac.attn.cache_elems(n, tok, false), kNaN), fscratch(ac.attn.forward_scratch_elems(n, tok, false), kNaN);
+  CHECK(cache.size() == std::size_t(r * 36));
+  CHECK(fscratch.size() == std::size_t(n * 3 * tok * tok + r * 12));
+  Vec y(r * 12, kNaN);
+  ac.attn.forward(ac.be, MatView<const double>(ac.x.data(), r, 12), MatView<double>(y.data(), r, 12), n, tok,
+                  ac.attn.make_cache({cache.data(), Index(cache.size())}, n, tok, false),
+                  {fscratch.data(), Index(fscratch.size())});
+  CHECK(y == y_train);
+}

@@ -60,24 +60,31 @@ struct Attention {
 
   Index head_dim() const { return dim / heads; }
   Index probs_elems(Index n, Index t) const { return n * heads * t * t; }
-  Index cache_elems(Index n, Index t) const {
-    return n * t * 3 * dim + (keep_probs ? probs_elems(n, t) + n * t * dim : 0);
+  // for_backward false (inference): nothing is read back, so P and O are always scratch.
+  bool caches_probs(bool for_backward) const { return keep_probs && for_backward; }
+  Index cache_elems(Index n, Index t, bool for_backward = true) const {
+    return n * t * 3 * dim + (caches_probs(for_backward) ? probs_elems(n, t) + n * t * dim : 0);
   }
-  Index forward_scratch_elems(Index n, Index t) const { return keep_probs ? 0 : probs_elems(n, t) + n * t * dim; }
+  Index forward_scratch_elems(Index n, Index t, bool for_backward = true) const {
+    return caches_probs(for_backward) ? 0 : probs_elems(n, t) + n * t * dim;
+  }
   // dO, dqkv, dP (+ the rebuilt P and O)
   Index scratch_elems(Index n, Index t) const {
     return n * t * 4 * dim + probs_elems(n, t) + forward_scratch_elems(n, t);
   }
-  AttentionCache<T> make_cache(Span<T> s, Index n, Index t) const {
-    const Index r = n * t, np = keep_probs ? probs_elems(n, t) : 0;
-    return {s.sub(0, r * 3 * dim), s.sub(r * 3 * dim, np), s.sub(r * 3 * dim + np, keep_probs ? r * dim : 0)};
+  AttentionCache<T> make_cache(Span<T> s, Index n, Index t, bool for_backward = true) const {
+    const bool keep = caches_probs(for_backward);
+    const Index r = n * t, np = keep ? probs_elems(n, t) : 0;
+    return {s.sub(0, r * 3 * dim), s.sub(r * 3 * dim, np), s.sub(r * 3 * dim + np, keep ? r * dim : 0)};
   }
 
   // scratch: forward_scratch_elems(n, t) elements, contents irrelevant.
   template <class B>
   void forward(B& be, MatView<const T> x, MatView<T> y, Index n, Index t, AttentionCache<T> c, Span<T> scratch) const {
-    T* p = keep_probs ? c.probs.data : scratch.data;
-    T* o = keep_probs ? c.o.data : scratch.data + probs_elems(n, t);
+    const bool cached = c.probs.size > 0;
+    MAE_ASSERT(cached || scratch.size >= probs_elems(n, t) + n * t * dim, "Attention: forward scratch too small");
+    T* p = cached ? c.probs.data : scratch.data;
+    T* o = cached ? c.o.data : scratch.data + probs_elems(n, t);
     qkv.forward(be, x, MatView<T>(c.qkv.data, n * t, 3 * dim));
     core(be, n, t, c.qkv.data, p, o);
     proj.forward(be, MatView<const T>(o, n * t, dim), y);
@@ -96,7 +103,8 @@ struct Attention {
     const T* q = c.qkv.data;
     const T* p = c.probs.data;
     const T* o = c.o.data;
-    if (!keep_probs) {
+    if (c.probs.size == 0) {
+      MAE_ASSERT(!keep_probs, "Attention: backward of a forward made for inference (make_cache(..., false))");
       T* p_new = dp + probs_elems(n, t);
       T* o_new = p_new + probs_elems(n, t);
       core(be, n, t, q, p_new, o_new);

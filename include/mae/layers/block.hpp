@@ -28,19 +28,20 @@ struct Block {
   Attention<T> attn;
   Mlp<T> mlp;
 
-  Index cache_elems(Index n, Index t) const {
+  // for_backward false: a cache for inference (the attention probabilities are scratch then).
+  Index cache_elems(Index n, Index t, bool for_backward = true) const {
     const Index r = n * t;
-    return 2 * LayerNorm<T>::cache_elems(r) + r * dim + attn.cache_elems(n, t) + mlp.cache_elems(r);
+    return 2 * LayerNorm<T>::cache_elems(r) + r * dim + attn.cache_elems(n, t, for_backward) + mlp.cache_elems(r);
   }
-  Index forward_scratch_elems(Index n, Index t) const {
+  Index forward_scratch_elems(Index n, Index t, bool for_backward = true) const {
     const Index r = n * t;
-    return r * dim + std::max(attn.forward_scratch_elems(n, t), mlp.forward_scratch_elems(r));
+    return r * dim + std::max(attn.forward_scratch_elems(n, t, for_backward), mlp.forward_scratch_elems(r));
   }
   Index scratch_elems(Index n, Index t) const {
     const Index r = n * t;
     return 3 * r * dim + std::max(attn.scratch_elems(n, t), mlp.scratch_elems(r));
   }
-  BlockCache<T> make_cache(Span<T> s, Index n, Index t) const {
+  BlockCache<T> make_cache(Span<T> s, Index n, Index t, bool for_backward = true) const {
     const Index r = n * t;
     BlockCache<T> c;
     Index o = 0;
@@ -48,7 +49,7 @@ struct Block {
     c.ln1 = LayerNorm<T>::make_cache(take(2 * r), r);
     c.ln2 = LayerNorm<T>::make_cache(take(2 * r), r);
     c.x1 = take(r * dim);
-    c.attn = attn.make_cache(take(attn.cache_elems(n, t)), n, t);
+    c.attn = attn.make_cache(take(attn.cache_elems(n, t, for_backward)), n, t, for_backward);
     c.mlp = mlp.make_cache(take(mlp.cache_elems(r)), r);
     return c;
   }

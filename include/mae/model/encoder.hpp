@@ -29,6 +29,7 @@ struct Spanner {
 template <class T>
 struct EncoderActs {
   Index n = 0, keep = 0;
+  bool for_backward = true;
   MatView<T> patches, tok, out;   // (n*keep, P), (n*keep, D), (n*(1+keep), D)
   std::vector<MatView<T>> xs;     // stream; block i reads xs[i] (or xs[i % 2]) and writes the next
   std::vector<BlockCache<T>> caches;
@@ -49,24 +50,27 @@ struct Encoder {
   Index depth() const { return Index(blocks.size()); }
   // Blocks share one scratch (all blocks of a stack have the same shapes); depth 0 needs none.
   Index block_scratch_elems(Index n, Index t) const { return blocks.empty() ? 0 : blocks[0].scratch_elems(n, t); }
-  Index forward_scratch_elems(Index n, Index keep) const {
-    return blocks.empty() ? 0 : blocks[0].forward_scratch_elems(n, 1 + keep);
+  Index forward_scratch_elems(Index n, Index keep, bool for_backward = true) const {
+    return blocks.empty() ? 0 : blocks[0].forward_scratch_elems(n, 1 + keep, for_backward);
   }
 
   void layout(Spanner<T>& sp, EncoderActs<T>& a, Index n, Index keep, bool for_backward) const {
     const Index t = 1 + keep, r = n * t;
     a.n = n;
     a.keep = keep;
+    a.for_backward = for_backward;
     a.patches = sp.mat(n * keep, patch.patch_dim());
     a.tok = sp.mat(n * keep, dim);
     a.xs.clear();
     a.caches.clear();
     const Index streams = for_backward ? depth() + 1 : 2, caches = for_backward ? depth() : std::min<Index>(1, depth());
     for (Index i = 0; i < streams; ++i) a.xs.push_back(sp.mat(r, dim));
-    for (Index i = 0; i < caches; ++i) a.caches.push_back(blocks[0].make_cache(sp.take(blocks[0].cache_elems(n, t)), n, t));
+    for (Index i = 0; i < caches; ++i)
+      a.caches.push_back(
+          blocks[0].make_cache(sp.take(blocks[0].cache_elems(n, t, for_backward)), n, t, for_backward));
     a.norm = LayerNorm<T>::make_cache(sp.take(LayerNorm<T>::cache_elems(r)), r);
     a.out = sp.mat(r, dim);
-    a.scratch = for_backward ? Span<T>{} : sp.take(forward_scratch_elems(n, keep));
+    a.scratch = for_backward ? Span<T>{} : sp.take(forward_scratch_elems(n, keep, false));
   }
   // Scratch for backward: two stream gradients, block scratch, token gradients.
   Index scratch_elems(Index n, Index keep) const {
@@ -79,7 +83,7 @@ struct Encoder {
   void forward(B& be, const T* imgs, const std::int64_t* ids, Index ids_ld, const EncoderActs<T>& a) const {
     const Index t = 1 + a.keep;
     patch.forward(be, imgs, ids, ids_ld, a.n, a.keep, a.patches, a.tok, a.in(0));
-    MAE_ASSERT(a.scratch.size >= forward_scratch_elems(a.n, a.keep), "encoder forward scratch too small");
+    MAE_ASSERT(a.scratch.size >= forward_scratch_elems(a.n, a.keep, a.for_backward), "encoder forward scratch too small");
     for (Index i = 0; i < depth(); ++i) blocks[i].forward(be, a.in(i), a.after(i), a.n, t, a.cache(i), a.scratch);
     norm.forward(be, a.in(depth()), a.out, a.norm);
   }
