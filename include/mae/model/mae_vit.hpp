@@ -2,10 +2,8 @@
 //   loss = forward(imgs, noise): mask from noise, encoder on the kept patches, decoder on all, loss on the removed
 //   backward(scale): adds scale · d loss / d θ into the gradient arena (the caller zeroes it: zero_grad)
 //   features(imgs, n): encoder on all patches in natural order, no masking -> (n, 1 + L, D)
-// Gradient storage (set_gradients): Full mirrors the parameter arena; PerBlock keeps lasting storage only
-// for the tensors outside the transformer blocks and gives every block one shared buffer, handed to
-// backward's sink as soon as that block's gradients are final and zeroed after the sink returns, so an
-// optimizer applied in the sink (TrainLoop does) needs the gradients of one block, not of all of them.
+// Gradient storage (set_gradients, model/grad_layout.hpp): Full, or PerBlock, where every block's
+// gradients go to backward's sink once final and their shared buffer is zeroed when the sink returns.
 // Parameters, gradients and activations live in three arenas of backend memory. The parameter arena is
 // made at construction; the gradient and training-activation arenas, planned for one batch size, on the
 // first call that needs them (forward, zero_grad, grad, grad_arena), so a model used only for features
@@ -21,6 +19,7 @@
 #include "mae/layers/pos_embed_sincos.hpp"
 #include "mae/model/config.hpp"
 #include "mae/model/decoder.hpp"
+#include "mae/model/grad_layout.hpp"
 #include "mae/model/param_table.hpp"
 #include "mae/tensor/arena.hpp"
 
@@ -35,13 +34,9 @@ class MaeViT {
   // What a training step encodes: the official masked step, or (for measuring the asymmetric design)
   // every token through the encoder with the loss over all patches.
   enum class Mode { Masked, AllTokens };
-  enum class Gradients { Full, PerBlock };
-  // A transformer block's run of tensors in the table (encoder blocks, then decoder blocks).
-  struct BlockSpan {
-    Index entry_begin = 0, entry_end = 0;  // table().entries() indices
-    Index offset = 0, size = 0;            // its region of the parameter arena
-  };
-  static constexpr Index kNonBlock = -1;   // sink argument: the tensors outside the blocks
+  using Gradients = mae::Gradients;
+  using BlockSpan = mae::BlockSpan;
+  static constexpr Index kNonBlock = GradLayout::kNonBlock;  // sink argument: the tensors outside the blocks
 
   MaeViT(const MaeConfig& cfg, Backend& be, Index batch, Mode mode = Mode::Masked)
       : cfg_(cfg), be_(&be), batch_(batch), mode_(mode) {
@@ -71,8 +66,8 @@ class MaeViT {
     ensure_training();
     return grads_.span();
   }
-  const std::vector<BlockSpan>& block_spans() const { return block_spans_; }
-  Index block_of(Index e) const { return block_of_.at(e); }  // table entry e's block, or kNonBlock
+  const std::vector<BlockSpan>& block_spans() const { return grad_layout_.blocks(); }
+  Index block_of(Index e) const { return grad_layout_.block_of(e); }  // table entry e's block, or kNonBlock
 
   // Gradient storage, Full (the default) or PerBlock (see the top of this file). Changing it drops the
   // gradients held so far; it is reallocated by the next call that needs it.
@@ -114,7 +109,7 @@ class MaeViT {
     ensure_training();
     const ParamInfo& p = table_.at(name);
     const Index e = entry_index(p);
-    MAE_CHECK(grad_mode_ == Gradients::Full || block_of_[e] == kNonBlock, "grad('", name,
+    MAE_CHECK(grad_mode_ == Gradients::Full || block_of(e) == kNonBlock, "grad('", name,
               "'): block gradients are not kept with Gradients::PerBlock (they reach backward's sink only)");
     std::vector<T> out(p.numel);
     if (T* g = grad_ptr(e)) be_->to_host(out.data(), g, sizeof(T) * p.numel);
@@ -183,14 +178,14 @@ class MaeViT {
     const Index depth = cfg_.depth;
     auto done = [&](Index k) {
       sink(k);
-      if (grad_mode_ == Gradients::PerBlock) zero(*be_, grads_.at(rest_size_, block_spans_[k].size));
+      if (grad_mode_ == Gradients::PerBlock) zero(*be_, grads_.at(grad_layout_.rest_size(), block_spans()[k].size));
     };
     loss_.backward(*be_, dec_.pred, target_, mask_.data, batch_, stats_, scale, dpred_);
     decoder_.backward(*be_, dec_, enc_.out, ids_shuffle(), ids_restore(), dpred_, scratch_, dlatent_,
                       [&](Index i) { done(depth + i); });
     encoder_.backward(*be_, enc_, dlatent_, scratch_, [&](Index i) { done(i); });
     sink(kNonBlock);
-    if (grad_mode_ == Gradients::PerBlock) zero(*be_, grads_.at(0, rest_size_));
+    if (grad_mode_ == Gradients::PerBlock) zero(*be_, grads_.at(0, grad_layout_.rest_size()));
   }
 
   // ---- results of the last forward, copied to the host ----------------------------------------
@@ -242,13 +237,9 @@ class MaeViT {
       table_.add(pre + "mlp.fc2.bias", {w});
     };
     auto add_block_span = [&](const std::string& pre, Index w, Index hidden) {
-      BlockSpan b;
-      b.entry_begin = Index(table_.entries().size());
-      b.offset = table_.total();
+      grad_layout_.begin_block(table_);
       add_block(pre, w, hidden);
-      b.entry_end = Index(table_.entries().size());
-      b.size = table_.total() - b.offset;
-      block_spans_.push_back(b);
+      grad_layout_.end_block(table_);
     };
     for (Index i = 0; i < cfg_.depth; ++i) add_block_span("blocks." + std::to_string(i) + ".", D, cfg_.mlp_hidden());
     table_.add("norm.weight", {D});
@@ -261,29 +252,14 @@ class MaeViT {
     table_.add("decoder_norm.bias", {Dd});
     table_.add("decoder_pred.weight", {cfg_.patch_dim(), Dd});
     table_.add("decoder_pred.bias", {cfg_.patch_dim()});
-    // where each entry's gradient lives in either storage mode
-    const auto& es = table_.entries();
-    block_of_.assign(es.size(), kNonBlock);
-    for (Index k = 0; k < Index(block_spans_.size()); ++k)
-      for (Index e = block_spans_[k].entry_begin; e < block_spans_[k].entry_end; ++e) block_of_[e] = k;
-    rest_offset_.assign(es.size(), 0);
-    rest_size_ = 0;
-    max_block_ = 0;
-    for (std::size_t e = 0; e < es.size(); ++e)
-      if (block_of_[e] == kNonBlock && es[e].trainable) {
-        rest_offset_[e] = rest_size_;
-        rest_size_ += (es[e].numel + 15) / 16 * 16;
-      }
-    for (const BlockSpan& b : block_spans_) max_block_ = std::max(max_block_, b.size);
+    grad_layout_.finish(table_);
   }
 
   Index entry_index(const ParamInfo& p) const { return Index(&p - table_.entries().data()); }
   T* grad_ptr(Index e) const {
     const ParamInfo& p = table_.entries()[e];
     if (!p.trainable || !grads_.data()) return nullptr;
-    if (grad_mode_ == Gradients::Full) return grads_.data() + p.offset;
-    const Index k = block_of_[e];
-    return k == kNonBlock ? grads_.data() + rest_offset_[e] : grads_.data() + rest_size_ + (p.offset - block_spans_[k].offset);
+    return grads_.data() + grad_layout_.offset(grad_mode_, table_, e);
   }
   Param<T> param(const std::string& name) const {
     const ParamInfo& p = table_.at(name);
@@ -326,7 +302,7 @@ class MaeViT {
   // Gradients (zeroed) and training activations, once; the layers are rebound to see the gradients.
   void ensure_training() {
     if (!grads_.data()) {
-      grads_ = Buffer<T, Backend>(*be_, grad_mode_ == Gradients::Full ? table_.total() : rest_size_ + max_block_);
+      grads_ = Buffer<T, Backend>(*be_, grad_layout_.arena_size(grad_mode_));
       zero(*be_, grads_.span());
       encoder_.blocks.clear();
       decoder_.blocks.clear();
@@ -413,9 +389,7 @@ class MaeViT {
   Gradients grad_mode_ = Gradients::Full;
   bool keep_probs_ = true;
   ParamTable table_;
-  std::vector<BlockSpan> block_spans_;
-  std::vector<Index> block_of_, rest_offset_;  // per entry: its block (or kNonBlock); offset in PerBlock storage
-  Index rest_size_ = 0, max_block_ = 0;
+  GradLayout grad_layout_;
   Buffer<T, Backend> params_, grads_, acts_;
   Buffer<std::int64_t, Backend> ids_;
   Encoder<T> encoder_;
