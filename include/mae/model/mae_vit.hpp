@@ -76,9 +76,7 @@ class MaeViT {
     grad_mode_ = g;
     grads_ = Buffer<T, Backend>();
     forward_done_ = false;
-    encoder_.blocks.clear();
-    decoder_.blocks.clear();
-    bind_layers();
+    rebind_layers();
   }
   Gradients gradients() const { return grad_mode_; }
 
@@ -91,9 +89,7 @@ class MaeViT {
     acts_ = Buffer<T, Backend>();
     feat_.reset();
     forward_done_ = false;
-    encoder_.blocks.clear();
-    decoder_.blocks.clear();
-    bind_layers();
+    rebind_layers();
   }
   bool keep_attention_probs() const { return keep_probs_; }
   // Where the gradient of table entry e lives (for a block tensor in PerBlock mode: the shared block
@@ -299,14 +295,19 @@ class MaeViT {
     loss_ = {cfg_.img_size, cfg_.patch_size, cfg_.in_chans, cfg_.norm_pix_loss};
   }
 
+  // The layers again, after the gradient storage or the attention setting changed.
+  void rebind_layers() {
+    encoder_.blocks.clear();
+    decoder_.blocks.clear();
+    bind_layers();
+  }
+
   // Gradients (zeroed) and training activations, once; the layers are rebound to see the gradients.
   void ensure_training() {
     if (!grads_.data()) {
       grads_ = Buffer<T, Backend>(*be_, grad_layout_.arena_size(grad_mode_));
       zero(*be_, grads_.span());
-      encoder_.blocks.clear();
-      decoder_.blocks.clear();
-      bind_layers();
+      rebind_layers();  // the layers now see the gradients
     }
     if (!acts_.data()) plan_training();
   }

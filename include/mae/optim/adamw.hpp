@@ -138,7 +138,7 @@ class AdamW {
   void step(B& be, const std::vector<Segment>& segments, double lr) {
     check(segments, lr, "step");
     begin_step();
-    apply(be, segments, lr);
+    run(be, segments, lr);
   }
   // A step in parts, for an optimizer applied inside backward as each block's gradients become final:
   // begin_step() once, then apply() on every segment of the model exactly once, with the same lr.
@@ -147,11 +147,7 @@ class AdamW {
   void apply(B& be, const std::vector<Segment>& segments, double lr) const {
     check(segments, lr, "apply");
     MAE_CHECK(step_ >= 1, "AdamW::apply: call begin_step first");
-    for (const Segment& seg : segments) {
-      if (seg.n == 0) continue;
-      be.parallel_for(seg.n, adamw_kernel<T>(seg.p, seg.g, seg.m, seg.v, lr, seg.decay ? weight_decay_ : 0.0,
-                                             beta1_, beta2_, eps_, step_));
-    }
+    run(be, segments, lr);
   }
 
   Index step_count() const { return step_; }
@@ -167,6 +163,15 @@ class AdamW {
   double weight_decay() const { return weight_decay_; }
 
  private:
+  // The kernels for the current step count; the segments were checked by the caller.
+  template <class B>
+  void run(B& be, const std::vector<Segment>& segments, double lr) const {
+    for (const Segment& seg : segments) {
+      if (seg.n == 0) continue;
+      be.parallel_for(seg.n, adamw_kernel<T>(seg.p, seg.g, seg.m, seg.v, lr, seg.decay ? weight_decay_ : 0.0,
+                                             beta1_, beta2_, eps_, step_));
+    }
+  }
   static void check(const std::vector<Segment>& segments, double lr, const char* what) {
     MAE_CHECK(std::isfinite(lr) && lr >= 0, "AdamW::", what, ": lr must be finite and >= 0, got ", lr);
     for (std::size_t s = 0; s < segments.size(); ++s) {

@@ -50,24 +50,21 @@ class TrainLoop {
   // One iteration on a batch (host imgs (N, C, H, W), noise (N, L)); returns its loss (before the
   // division by accum_iter). Whether a step follows is decided by the global iteration index.
   T iteration(const T* imgs, const T* noise) {
-    if (fused_) {  // accum_iter 1: every iteration zeroes (the model keeps its gradients zero), sets lr, steps
-      lr_ = lr_for_iteration(schedule_, iteration_);
-      const T loss = model_->forward(imgs, noise);
-      B& be = model_->backend();
+    // fused: the model keeps its gradients zero itself, and with accum_iter 1 every iteration steps
+    if (!fused_ && zero_grads_before(schedule_, iteration_)) model_->zero_grad();
+    if (iteration_pos(schedule_, iteration_).k % schedule_.accum_iter == 0) lr_ = lr_for_iteration(schedule_, iteration_);
+    const T loss = model_->forward(imgs, noise);
+    stepped_ = is_step_iteration(schedule_, iteration_);
+    B& be = model_->backend();
+    if (fused_) {
       adamw_.begin_step();
       model_->backward(T(1), [&](Index k) {
         adamw_.apply(be, k == Model::kNonBlock ? segments_ : block_segments_[k], lr_);
       });
-      stepped_ = true;
-      ++iteration_;
-      return loss;
+    } else {
+      model_->backward(T(1) / T(schedule_.accum_iter));
+      if (stepped_) adamw_.step(be, segments_, lr_);
     }
-    if (zero_grads_before(schedule_, iteration_)) model_->zero_grad();
-    if (iteration_pos(schedule_, iteration_).k % schedule_.accum_iter == 0) lr_ = lr_for_iteration(schedule_, iteration_);
-    const T loss = model_->forward(imgs, noise);
-    model_->backward(T(1) / T(schedule_.accum_iter));
-    stepped_ = is_step_iteration(schedule_, iteration_);
-    if (stepped_) adamw_.step(model_->backend(), segments_, lr_);
     ++iteration_;
     return loss;
   }
