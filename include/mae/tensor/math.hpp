@@ -9,13 +9,35 @@
 
 namespace mae::math {
 
-// float exp without a library call, so loops over it vectorize: exp(x) = 2^n · e^r with
+// Branch-free selects on float bits. A `c ? a : b` on floats in a loop body is a branch to GCC
+// unless -fno-trapping-math (jump threading then copies the code after it into both arms), so
+// without AVX-512's masked instructions such a loop stays scalar; an integer mask select is plain
+// data flow and vectorizes on every ISA, with the same result bit for bit.
+namespace detail {
+MAE_HOST_DEVICE inline std::int32_t bits_of(float x) {
+  std::int32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return b;
+}
+MAE_HOST_DEVICE inline float float_of(std::int32_t b) {
+  float x;
+  std::memcpy(&x, &b, sizeof x);
+  return x;
+}
+MAE_HOST_DEVICE inline std::int32_t mask_if(bool c) { return -std::int32_t(c); }  // all ones or zero
+MAE_HOST_DEVICE inline float select(std::int32_t mask, float a, float b) {  // mask ? a : b
+  return float_of((mask & bits_of(a)) | (~mask & bits_of(b)));
+}
+}  // namespace detail
+
+// float exp without a library call or a branch, so loops over it vectorize: exp(x) = 2^n · e^r with
 // n = round(x / ln 2) (rounded by adding 1.5 · 2^23, whose low mantissa bits then hold n),
 // r = x − n ln 2 (ln 2 split in two for an exact product), |r| ≤ ln2 / 2, and e^r by its Taylor
 // series to r^7 (truncation < 5e-9 relative); max error about 1 ulp. Inputs are clamped to
 // [-87.3, 88.3]: below, the result is the smallest normal float instead of a denormal or 0.
 MAE_HOST_DEVICE inline float exp(float x) {
-  x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+  x = detail::select(detail::mask_if(x < -87.3f), -87.3f, x);
+  x = detail::select(detail::mask_if(x > 88.3f), 88.3f, x);
   const float shifted = x * 1.44269504088896341f + 12582912.0f;
   const float n = shifted - 12582912.0f;
   const float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723e-06f;
@@ -27,12 +49,7 @@ MAE_HOST_DEVICE inline float exp(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  std::int32_t nbits;
-  std::memcpy(&nbits, &shifted, sizeof nbits);
-  const std::int32_t bits = (nbits - 0x4B400000 + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  return p * detail::float_of((detail::bits_of(shifted) - 0x4B400000 + 127) << 23);
 }
 MAE_HOST_DEVICE inline double exp(double x) { return ::exp(x); }
 MAE_HOST_DEVICE inline float erf(float x) { return ::erff(x); }
@@ -45,10 +62,10 @@ MAE_HOST_DEVICE inline double max(double a, double b) { return a > b ? a : b; }
 // Φ(x) = 0.5 · (1 + erf(x / √2)), the standard normal CDF (exact GELU is x · Φ(x)).
 // double: from libm's erf. float: from the Chebyshev fit of erfc published in Numerical Recipes
 // (erfcc, fractional error < 1.2e-7 everywhere) with the exp above, Φ(x) = erfc(−x/√2) / 2: no
-// library call, so GELU loops vectorize, and no cancellation for negative x.
+// library call or branch, so GELU loops vectorize, and no cancellation for negative x.
 MAE_HOST_DEVICE inline double normal_cdf(double x) { return 0.5 * (1.0 + ::erf(x * 0.70710678118654752440)); }
 MAE_HOST_DEVICE inline float normal_cdf(float x) {
-  const float z = x * 0.707106781186547524f, a = z < 0 ? -z : z;
+  const float z = x * 0.707106781186547524f, a = detail::float_of(detail::bits_of(z) & 0x7fffffff);  // |z|
   const float t = 1.0f / (1.0f + 0.5f * a);
   float p = 0.17087277f;
   p = p * t - 0.82215223f;
@@ -60,8 +77,8 @@ MAE_HOST_DEVICE inline float normal_cdf(float x) {
   p = p * t + 0.37409196f;
   p = p * t + 1.00002368f;
   p = p * t - 1.26551223f;
-  const float erfc_a = t * exp(p - a * a);  // erfc(|z|)
-  return z < 0 ? 0.5f * erfc_a : 1.0f - 0.5f * erfc_a;
+  const float half_erfc = 0.5f * (t * exp(p - a * a));  // erfc(|z|) / 2
+  return detail::select(detail::mask_if(z < 0), half_erfc, 1.0f - half_erfc);
 }
 
 template <class T>
