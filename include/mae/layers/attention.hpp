@@ -25,14 +25,9 @@ struct SoftmaxRows {  // in place, one row of length `cols` per call
   T* x; Index cols;
   MAE_HOST_DEVICE void operator()(Index r) const {
     T* row = x + r * cols;
-    T m = row[0];
-    for (Index c = 1; c < cols; ++c) m = math::max(m, row[c]);
-    T s = T(0);
-    for (Index c = 0; c < cols; ++c) {
-      row[c] = math::exp(row[c] - m);
-      s += row[c];
-    }
-    const T inv = T(1) / s;
+    const T m = math::lane_max(row, cols);
+    for (Index c = 0; c < cols; ++c) row[c] = math::exp(row[c] - m);
+    const T inv = T(1) / math::lane_sum<T>(cols, [row](Index c) { return row[c]; });
     for (Index c = 0; c < cols; ++c) row[c] *= inv;
   }
 };
@@ -42,8 +37,7 @@ struct SoftmaxRowsBackward {  // dp := p ∘ (dp − Σ dp ∘ p), in place, one
   MAE_HOST_DEVICE void operator()(Index r) const {
     const T* pr = p + r * cols;
     T* dr = dp + r * cols;
-    T s = T(0);
-    for (Index c = 0; c < cols; ++c) s += dr[c] * pr[c];
+    const T s = math::lane_sum<T>(cols, [pr, dr](Index c) { return dr[c] * pr[c]; });
     for (Index c = 0; c < cols; ++c) dr[c] = pr[c] * (dr[c] - s);
   }
 };

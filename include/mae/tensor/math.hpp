@@ -81,6 +81,37 @@ MAE_HOST_DEVICE inline float normal_cdf(float x) {
   return detail::select(detail::mask_if(z < 0), half_erfc, 1.0f - half_erfc);
 }
 
+// Σ_{i<n} term(i) in kLanes interleaved partial sums (term i goes to lane i % kLanes), then the lanes
+// pairwise in a fixed order. A single running sum is one chain of dependent adds that the compiler
+// may not reorder (no -ffast-math), so it stays scalar; lanes vectorize, and the order is still fixed:
+// the same result for every thread count, on the CPU and the GPU (the row kernels share this code).
+inline constexpr Index kLanes = 8;
+template <class T, class F>
+MAE_HOST_DEVICE inline T lane_sum(Index n, const F& term) {
+  T acc[kLanes] = {};
+  Index i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (Index j = 0; j < kLanes; ++j) acc[j] += term(i + j);
+  for (Index j = 0; i + j < n; ++j) acc[j] += term(i + j);
+  for (Index w = kLanes / 2; w > 0; w /= 2)
+    for (Index j = 0; j < w; ++j) acc[j] += acc[j + w];
+  return acc[0];
+}
+// max_{i<n} x[i] (n >= 1) in lanes, so it vectorizes; max is exact, so the result is the plain
+// running max whatever the order (NaN aside).
+template <class T>
+MAE_HOST_DEVICE inline T lane_max(const T* x, Index n) {
+  T acc[kLanes];
+  for (Index j = 0; j < kLanes; ++j) acc[j] = x[0];
+  Index i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (Index j = 0; j < kLanes; ++j) acc[j] = max(acc[j], x[i + j]);
+  for (Index j = 0; i + j < n; ++j) acc[j] = max(acc[j], x[i + j]);
+  for (Index w = kLanes / 2; w > 0; w /= 2)
+    for (Index j = 0; j < w; ++j) acc[j] = max(acc[j], acc[j + w]);
+  return acc[0];
+}
+
 template <class T>
 inline constexpr T inv_sqrt2 = T(0.70710678118654752440084436210484903928);
 template <class T>
