@@ -20,13 +20,16 @@ struct GeluForward {
     y[i] = x[i] * math::normal_cdf(x[i]);
   }
 };
-template <class T>
+// Accumulate a template parameter, not a member: a run-time `accumulate ? dx[i] + g : g` is a
+// conditional load to GCC and keeps the loop scalar.
+template <class T, bool Accumulate = true>
 struct GeluBackward {
-  const T* x; const T* dy; T* dx; bool accumulate = true;
+  const T* x; const T* dy; T* dx;
   MAE_HOST_DEVICE void operator()(Index i) const {
     const T v = x[i];
     const T g = dy[i] * gelu_slope(v, math::normal_cdf(v));
-    dx[i] = accumulate ? dx[i] + g : g;
+    if constexpr (Accumulate) dx[i] += g;
+    else dx[i] = g;
   }
 };
 // y = gelu(x) (bit for bit what GeluForward wrote) and, in place, d := d · gelu'(x).
@@ -50,7 +53,8 @@ struct Gelu {
   // accumulate false: dx is overwritten instead of added to.
   template <class B>
   void backward(B& be, Span<const T> x, Span<const T> dy, Span<T> dx, bool accumulate = true) const {
-    be.parallel_for(x.size, kernels::GeluBackward<T>{x.data, dy.data, dx.data, accumulate}, 24);
+    if (accumulate) be.parallel_for(x.size, kernels::GeluBackward<T, true>{x.data, dy.data, dx.data}, 24);
+    else be.parallel_for(x.size, kernels::GeluBackward<T, false>{x.data, dy.data, dx.data}, 24);
   }
   // y := gelu(x) as forward wrote it, and d := d ∘ gelu'(x) (d: the gradient w.r.t. y on entry).
   template <class B>
