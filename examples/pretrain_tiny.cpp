@@ -59,11 +59,12 @@ void train(const mae::TrainConfig& cfg, const std::string& resume) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Threads that finish their share of a parallel loop sleep instead of spinning, unless the user
-  // chose otherwise: on a shared machine a spinning thread whose partner was descheduled stalls
-  // every one of the thousands of parallel regions of a step (3-10x slower under load, measured in
-  // benchmarks/README.md), and on an idle machine passive waiting costs little.
-  setenv("OMP_WAIT_POLICY", "passive", /*overwrite=*/0);
+  // OpenMP's wait policy is the runtime's default (spin briefly, then sleep) unless OMP_WAIT_POLICY
+  // is set in the environment. libgomp reads it when it is loaded, before main, so a setenv here
+  // would have no effect (an earlier version tried that; it never took). Passive waiting costs a
+  // wake-up per parallel region, 30-140 us on a 2-core VM, where the default run then trains at
+  // 390 instead of 720 img/s; on a machine busy with other work it can still be the better choice
+  // (benchmarks/README.md).
   try {
     mae::TrainConfig cfg = mae::preset_config("fmnist_tiny");
     std::string resume, backend = "onednn";
