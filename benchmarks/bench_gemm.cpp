@@ -10,7 +10,8 @@
 // (row width 3D, head h at column offset h·Dh): S = s·Q·Kᵀ, O = P·V, dP = dO·Vᵀ, dV = Pᵀ·dO,
 // dQ = s·dS·K, dK = s·dSᵀ·Q. Each row: warm-up (the first call builds oneDNN's primitive), then
 // repeat until the time budget is spent; the median is printed. No asserts; a checksum of every
-// output keeps the work observable.
+// output keeps the work observable. Products that OneDnn splits over k (the dW rows) get a second
+// row, "nosplit": the same call with splitting off (one threaded oneDNN primitive).
 //
 // Usage: bench_gemm [--json] [--budget SECONDS_PER_ROW] [--filter SUBSTRING]
 //   --json  one JSON object per row (backend, op, m, n, k, batch, median_ms, gflops, pct_peak),
@@ -135,6 +136,12 @@ std::vector<float> filled(Index n, unsigned seed) {
   }
   return v;
 }
+
+// OneDnn splits long-k Aᵀ·B products over the threads; such rows are also shown unsplit ("nosplit").
+template <class B, class = void>
+struct has_split_k : std::false_type {};
+template <class B>
+struct has_split_k<B, std::void_t<decltype(std::declval<B&>().set_split_k(true))>> : std::true_type {};
 
 struct Result {
   double ms = 0, gflops = 0;
@@ -268,6 +275,14 @@ int main(int argc, char** argv) {
     for (const Spec& s : step_shapes(c)) {
       if (s.op.find(filter) == std::string::npos) continue;
       out.row(mae::backend::Default::name, s, measure(fast, s, budget));
+      if constexpr (has_split_k<mae::backend::Default>::value) {
+        const bool one = s.batch.outer == 1 && s.batch.inner == 1;
+        if (one && fast.split_k_slices(s.ta, s.tb, s.m, s.n, s.k) > 1) {  // the same call as one threaded primitive
+          fast.set_split_k(false);
+          out.row("nosplit", s, measure(fast, s, budget));
+          fast.set_split_k(true);
+        }
+      }
       if constexpr (two) out.row(mae::CpuEigen::name, s, measure(eigen, s, budget));
     }
   }

@@ -19,6 +19,8 @@
 #include "mae/backend/cpu_eigen.hpp"
 #include "mae/backend/default.hpp"
 #if MAE_HAVE_ONEDNN
+#include <omp.h>
+
 #include "mae/backend/onednn.hpp"
 #endif
 
@@ -426,6 +428,59 @@ TEST_CASE("OneDnn builds one primitive per call signature, reuses it, and stays 
   mae::OneDnn assigned;
   assigned = std::move(moved);
   run_and_check(assigned, plain(Op::T, Op::N, 5, 4, 3, 1, 2.0f, 0.5f));
+}
+
+namespace {
+// Sets the OpenMP thread count for a scope; create the OneDnn object inside it (its primitives are
+// sized for the thread count at creation).
+struct ThreadCount {
+  int saved = omp_get_max_threads();
+  explicit ThreadCount(int n) { omp_set_num_threads(n); }
+  ~ThreadCount() { omp_set_num_threads(saved); }
+};
+}  // namespace
+
+TEST_CASE("OneDnn runs a long-k Aᵀ·B (a weight gradient) as one slice of k per thread, with the same numbers",
+          "[backend][onednn]") {
+  for (int threads : {2, 3}) {
+    CAPTURE(threads);
+    const ThreadCount scoped(threads);
+    mae::OneDnn be;
+    CHECK(be.split_k_slices(Op::T, Op::N, 96, 80, 600) == threads);
+    CHECK(be.split_k_slices(Op::T, Op::N, 96, 80, 128 * threads - 1) == threads - 1);  // >= 128 of k per slice
+    CHECK(be.split_k_slices(Op::N, Op::N, 96, 80, 600) == 1);  // only Aᵀ·B is split
+    CHECK(be.split_k_slices(Op::T, Op::N, 60, 60, 600) == 1);  // C too small to pay
+    run_and_check(be, plain(Op::T, Op::N, 96, 80, 600, 0, 1.0f, 0.0f));
+    run_and_check(be, plain(Op::T, Op::N, 96, 80, 601, 3, 0.5f, 1.0f));    // padded lds, alpha, beta, odd k
+    run_and_check(be, plain(Op::T, Op::N, 500, 16, 300, 12, 1.0f, 0.5f));  // lda 512: slices copied to m + 16
+    run_and_check(be, plain(Op::T, Op::N, 512, 9, 257, 0, 2.0f, 0.0f));    // lda 512 = m
+    run_and_check(be, plain(Op::T, Op::T, 96, 80, 600, 0, 1.0f, 1.0f));    // not split, same object
+
+    // The same call twice gives the same bits; with splitting off it is one primitive again.
+    const Index m = 96, n = 80, k = 600;
+    std::vector<float> a(std::size_t(k * m)), b(std::size_t(k * n));
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = float(std::sin(0.37 * double(i)));
+    for (std::size_t i = 0; i < b.size(); ++i) b[i] = float(std::cos(0.11 * double(i)));
+    std::vector<float> c1(std::size_t(m * n), 0.5f), c2 = c1, c3 = c1;
+    be.gemm(Op::T, Op::N, m, n, k, 1.0f, a.data(), m, b.data(), n, 1.0f, c1.data(), n);
+    be.gemm(Op::T, Op::N, m, n, k, 1.0f, a.data(), m, b.data(), n, 1.0f, c2.data(), n);
+    CHECK(c1 == c2);
+    be.set_split_k(false);
+    CHECK(be.split_k_slices(Op::T, Op::N, m, n, k) == 1);
+    be.gemm(Op::T, Op::N, m, n, k, 1.0f, a.data(), m, b.data(), n, 1.0f, c3.data(), n);
+    float worst = 0, scale = 0;
+    for (std::size_t i = 0; i < c1.size(); ++i) {
+      worst = std::max(worst, std::fabs(c1[i] - c3[i]));
+      scale = std::max(scale, std::fabs(c3[i]));
+    }
+    CAPTURE(worst, scale);
+    CHECK(worst > 0);  // the sums really ran in another order ...
+    CHECK(worst <= float(tolerance<float>()) * scale);  // ... to the tolerance of every case above
+    run_and_check(be, plain(Op::T, Op::N, 96, 80, 600, 0, 1.0f, 0.0f));
+  }
+  const ThreadCount one(1);
+  mae::OneDnn serial;
+  CHECK(serial.split_k_slices(Op::T, Op::N, 96, 80, 600) == 1);
 }
 
 TEST_CASE("OneDnn turns oneDNN failures into mae::Error naming the call, the shape and the status",
