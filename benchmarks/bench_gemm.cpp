@@ -10,8 +10,9 @@
 // (row width 3D, head h at column offset h·Dh): S = s·Q·Kᵀ, O = P·V, dP = dO·Vᵀ, dV = Pᵀ·dO,
 // dQ = s·dS·K, dK = s·dSᵀ·Q. Each row: warm-up (the first call builds oneDNN's primitive), then
 // repeat until the time budget is spent; the median is printed. No asserts; a checksum of every
-// output keeps the work observable. Products that OneDnn splits over k (the dW rows) get a second
-// row, "nosplit": the same call with splitting off (one threaded oneDNN primitive).
+// output keeps the work observable. Products that OneDnn can split over k (the dW rows) get a second
+// row: "nosplit" (one threaded oneDNN primitive) where splitting is on by default, "split" where
+// it is off (CPUs with AVX-512, see OneDnn::split_k_pays).
 //
 // Usage: bench_gemm [--json] [--budget SECONDS_PER_ROW] [--filter SUBSTRING]
 //   --json  one JSON object per row (backend, op, m, n, k, batch, median_ms, gflops, pct_peak),
@@ -137,7 +138,7 @@ std::vector<float> filled(Index n, unsigned seed) {
   return v;
 }
 
-// OneDnn splits long-k Aᵀ·B products over the threads; such rows are also shown unsplit ("nosplit").
+// OneDnn can split long-k Aᵀ·B products over the threads; such rows are also shown the other way.
 template <class B, class = void>
 struct has_split_k : std::false_type {};
 template <class B>
@@ -276,12 +277,13 @@ int main(int argc, char** argv) {
       if (s.op.find(filter) == std::string::npos) continue;
       out.row(mae::backend::Default::name, s, measure(fast, s, budget));
       if constexpr (has_split_k<mae::backend::Default>::value) {
-        const bool one = s.batch.outer == 1 && s.batch.inner == 1;
-        if (one && fast.split_k_slices(s.ta, s.tb, s.m, s.n, s.k) > 1) {  // the same call as one threaded primitive
-          fast.set_split_k(false);
-          out.row("nosplit", s, measure(fast, s, budget));
-          fast.set_split_k(true);
-        }
+        // The same call the other way: unsplit (one threaded primitive) or split, whichever the default is not.
+        const bool one = s.batch.outer == 1 && s.batch.inner == 1, by_default = fast.split_k();
+        fast.set_split_k(true);
+        const bool splits = one && fast.split_k_slices(s.ta, s.tb, s.m, s.n, s.k) > 1;
+        fast.set_split_k(!by_default);
+        if (splits) out.row(by_default ? "nosplit" : "split", s, measure(fast, s, budget));
+        fast.set_split_k(by_default);
       }
       if constexpr (two) out.row(mae::CpuEigen::name, s, measure(eigen, s, budget));
     }

@@ -446,6 +446,8 @@ TEST_CASE("OneDnn runs a long-k Aᵀ·B (a weight gradient) as one slice of k pe
     CAPTURE(threads);
     const ThreadCount scoped(threads);
     mae::OneDnn be;
+    CHECK(be.split_k() == mae::OneDnn::split_k_pays());  // the default depends on the CPU ...
+    be.set_split_k(true);                                 // ... so force it to test the split path
     CHECK(be.split_k_slices(Op::T, Op::N, 96, 80, 600) == threads);
     CHECK(be.split_k_slices(Op::T, Op::N, 96, 80, 128 * threads - 1) == threads - 1);  // >= 128 of k per slice
     CHECK(be.split_k_slices(Op::N, Op::N, 96, 80, 600) == 1);  // only Aᵀ·B is split
@@ -480,6 +482,7 @@ TEST_CASE("OneDnn runs a long-k Aᵀ·B (a weight gradient) as one slice of k pe
   }
   const ThreadCount one(1);
   mae::OneDnn serial;
+  serial.set_split_k(true);
   CHECK(serial.split_k_slices(Op::T, Op::N, 96, 80, 600) == 1);
 }
 

@@ -17,7 +17,8 @@
 //         alpha and beta, slice p > 0 writes alpha·A_p·B_p into its own buffer, then C adds slices
 //         1, 2, ... in order. oneDNN's threaded GEMM ran these shapes at 55-80% of its square-sgemm
 //         speed on the 2-core AVX2 VM; split, they run 0-15% faster (25-40% with lda % 512 == 0,
-//         below). Deterministic for a given thread count (the summation order depends on it).
+//         below). Deterministic for a given thread count (the summation order depends on it). On
+//         by default only where oneDNN has no AVX-512 kernels (split_k_pays).
 //
 // A call on a cached signature re-points the cached dnnl::memory objects (`set_data_handle`) and
 // executes through the C API with a pre-built argument array: this object allocates nothing. oneDNN
@@ -48,74 +49,10 @@
 #include <vector>
 
 #include "mae/backend/cpu_eigen.hpp"
+#include "mae/backend/onednn_detail.hpp"
 
 namespace mae {
 
-namespace detail {
-
-// One gemm / gemm_batched call signature. batched = false: a 2-D primitive (strides and batch unused).
-struct DnnlGemmShape {
-  Op ta = Op::N, tb = Op::N;
-  Index m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0;
-  Stride2 sa, sb, sc;
-  Batch2 batch;
-  float alpha = 1, beta = 0;
-  bool batched = false;
-  int slot = 0;  // split k: which thread's slice (each slot has its own primitive and memory objects)
-};
-
-struct DnnlGemmKey {
-  std::array<std::int64_t, 20> v{};
-  explicit DnnlGemmKey(const DnnlGemmShape& s) {
-    std::uint32_t ab = 0, bb = 0;
-    std::memcpy(&ab, &s.alpha, sizeof ab);
-    std::memcpy(&bb, &s.beta, sizeof bb);
-    v = {std::int64_t(s.ta), std::int64_t(s.tb), std::int64_t(s.batched), s.m, s.n, s.k, s.lda, s.ldb, s.ldc,
-         s.sa.outer, s.sa.inner, s.sb.outer, s.sb.inner, s.sc.outer, s.sc.inner, s.batch.outer, s.batch.inner,
-         std::int64_t(ab), std::int64_t(bb), std::int64_t(s.slot)};
-  }
-  bool operator==(const DnnlGemmKey& o) const { return v == o.v; }
-};
-
-struct DnnlGemmKeyHash {
-  std::size_t operator()(const DnnlGemmKey& key) const noexcept {
-    std::uint64_t h = 1469598103934665603ull;  // FNV-1a over the 64-bit fields
-    for (std::int64_t x : key.v) {
-      h ^= std::uint64_t(x);
-      h *= 1099511628211ull;
-      h ^= h >> 29;
-    }
-    return std::size_t(h);
-  }
-};
-
-inline std::string describe(const DnnlGemmShape& s) {
-  auto op = [](Op o) { return o == Op::N ? "N" : "T"; };
-  std::string text = cat("(ta=", op(s.ta), ", tb=", op(s.tb), ", m=", s.m, ", n=", s.n, ", k=", s.k, ", lda=", s.lda,
-                         ", ldb=", s.ldb, ", ldc=", s.ldc, ", alpha=", s.alpha, ", beta=", s.beta);
-  if (s.slot > 0) text += cat(", split-k slice ", s.slot);
-  if (s.batched)
-    text += cat(", batch=", s.batch.outer, "x", s.batch.inner, ", sa=(", s.sa.outer, ", ", s.sa.inner, "), sb=(",
-                s.sb.outer, ", ", s.sb.inner, "), sc=(", s.sc.outer, ", ", s.sc.inner, ")");
-  return text + ")";
-}
-
-// A cached primitive with its memory objects (handles re-pointed per call) and argument array.
-// per_item: the batched signature has no 4-D primitive; the call loops over the 2-D one.
-struct DnnlMatmul {
-  dnnl::matmul prim;
-  dnnl::memory a, b, c, scratch;
-  std::array<dnnl_exec_arg_t, 4> args{};
-  int nargs = 0;
-  std::size_t scratch_bytes = 0;
-  bool per_item = false;
-};
-
-struct FreeDeleter {
-  void operator()(void* p) const noexcept { std::free(p); }
-};
-
-}  // namespace detail
 
 struct OneDnn : CpuKernels {
   static constexpr const char* name = "onednn";
@@ -180,8 +117,16 @@ struct OneDnn : CpuKernels {
   // Introspection for tests and benchmarks.
   std::size_t cached_primitives() const noexcept { return cache_.size(); }
   std::size_t scratchpad_bytes() const noexcept { return scratch_.empty() ? 0 : scratch_[0].bytes; }
-  // Split k (see the top of this file): on by default; off, every gemm is one threaded primitive.
+  // Split k (see the top of this file): on by default where it pays (split_k_pays); off, every gemm
+  // is one threaded primitive.
   void set_split_k(bool on) noexcept { split_k_ = on; }
+  // Where oneDNN runs AVX-512 kernels, its threaded GEMM already takes these shapes at 80-97% of its
+  // square-sgemm speed, and splitting cost ~1% of a step (2-core Xeon VM, 2026-12-02); without
+  // AVX-512 (the 2-core AVX2 EPYC VM) splitting gained 0-15% per call, 25-40% on 512-wide ones.
+  static bool split_k_pays() noexcept {
+    const unsigned isa = unsigned(dnnl_get_effective_cpu_isa()), avx512 = unsigned(dnnl_cpu_isa_avx512_core);
+    return (isa & avx512) != avx512;
+  }
   bool split_k() const noexcept { return split_k_; }
   // How many slices a gemm signature runs as (1: not split).
   int split_k_slices(Op ta, Op tb, Index m, Index n, Index k) const {
@@ -250,14 +195,7 @@ struct OneDnn : CpuKernels {
       p->per_item = true;
     }
     if (std::size_t(s.slot) >= scratch_.size()) scratch_.resize(std::size_t(s.slot) + 1);
-    Scratch& pad = scratch_[std::size_t(s.slot)];
-    if (p->scratch_bytes > pad.bytes) {  // grow only here, never on a cached call
-      const std::size_t bytes = (p->scratch_bytes + 63) / 64 * 64;
-      void* buf = std::aligned_alloc(64, bytes);
-      MAE_CHECK(buf, "OneDnn: cannot allocate a ", bytes, "-byte scratchpad for ", describe(s));
-      pad.data.reset(buf);
-      pad.bytes = bytes;
-    }
+    scratch_[std::size_t(s.slot)].reserve(p->scratch_bytes, s, "scratchpad");  // only here, never on a cached call
     return *cache_.emplace(key, std::move(p)).first->second;
   }
 
@@ -346,7 +284,7 @@ struct OneDnn : CpuKernels {
     // stream and staging buffer per slot, the slices' output buffer.
     const Index mn = s.m * s.n, lda = staged_lda(s);
     if (split_.size() < std::size_t(slices)) split_.resize(std::size_t(slices));
-    reserve(partial_, std::size_t(slices - 1) * std::size_t(mn), s);
+    partial_.reserve(std::size_t(slices - 1) * std::size_t(mn) * sizeof(float), s, "split-k slice output");
     for (int p = 0; p < slices; ++p) {
       detail::DnnlGemmShape sp = s;
       const Index k0 = s.k * p / slices, kp = s.k * (p + 1) / slices - k0;
@@ -355,16 +293,16 @@ struct OneDnn : CpuKernels {
       if (p > 0) sp.beta = 0, sp.ldc = s.n;
       Slice& sl = split_[std::size_t(p)];
       sl.prim = &primitive_for(sp), sl.k0 = k0, sl.k = kp, sl.status = dnnl_success;
-      reserve(sl.stage, std::size_t(kp * lda), s);
+      sl.stage.reserve(std::size_t(kp * lda) * sizeof(float), s, "split-k staging buffer");
     }
     while (slot_streams_.size() + 1 < std::size_t(slices)) slot_streams_.emplace_back(engine_);
-    float* partial = partial_.data.get();
+    float* partial = partial_.floats();
 #pragma omp parallel num_threads(slices)
     {
       for (int p = omp_get_thread_num(); p < slices; p += omp_get_num_threads()) {
         Slice& sl = split_[std::size_t(p)];
         const float* ap = a + sl.k0 * s.lda;
-        if (lda) ap = stage_rows(ap, s.lda, sl.k, s.m, sl.stage.data.get(), lda);
+        if (lda) ap = stage_rows(ap, s.lda, sl.k, s.m, sl.stage.floats(), lda);
         float* out = p == 0 ? c : partial + std::size_t(p - 1) * std::size_t(mn);
         sl.status = run(*sl.prim, ap, b + sl.k0 * s.ldb, out, p);
       }
@@ -389,17 +327,6 @@ struct OneDnn : CpuKernels {
     return out;
   }
 
-  struct Buffer {
-    std::unique_ptr<float, detail::FreeDeleter> data;
-    std::size_t elems = 0;
-  };
-  static void reserve(Buffer& buf, std::size_t elems, const detail::DnnlGemmShape& s) {
-    if (elems <= buf.elems) return;
-    buf.data.reset(static_cast<float*>(std::aligned_alloc(64, (elems * sizeof(float) + 63) / 64 * 64)));
-    MAE_CHECK(buf.data, "OneDnn: cannot allocate ", elems, " floats of split-k buffers for ", describe(s));
-    buf.elems = elems;
-  }
-
   [[noreturn]] static void fail(const detail::DnnlGemmShape& s, const std::string& what, int line) {
     throw Error(detail::cat("OneDnn::", s.batched ? "gemm_batched" : "gemm", describe(s), ": ", what, " (",
                             __FILE__, ":", line, ")"));
@@ -408,23 +335,19 @@ struct OneDnn : CpuKernels {
   dnnl::engine engine_;
   dnnl::stream stream_;
   std::unordered_map<detail::DnnlGemmKey, std::unique_ptr<detail::DnnlMatmul>, detail::DnnlGemmKeyHash> cache_;
-  struct Scratch {
-    std::unique_ptr<void, detail::FreeDeleter> data;
-    std::size_t bytes = 0;
-  };
-  std::vector<Scratch> scratch_;  // one user scratchpad per slot (slot 0: every unsplit call)
+  std::vector<detail::AlignedBuffer> scratch_;  // one user scratchpad per slot (slot 0: every unsplit call)
   // Split k: the extra slots' streams, the slices of the current call (with their staging
   // buffers), the slices' output buffer.
   struct Slice {
     detail::DnnlMatmul* prim = nullptr;
     Index k0 = 0, k = 0;
     dnnl_status_t status = dnnl_success;
-    Buffer stage;
+    detail::AlignedBuffer stage;
   };
   std::vector<dnnl::stream> slot_streams_;
   std::vector<Slice> split_;
-  Buffer partial_;
-  bool split_k_ = true;
+  detail::AlignedBuffer partial_;
+  bool split_k_ = split_k_pays();
 };
 
 }  // namespace mae
