@@ -10,31 +10,39 @@
 
 namespace mae {
 namespace kernels {
+// One image row of one patch, or one token row, per call: the index arithmetic runs once per run of
+// contiguous values, and the copies over those runs vectorize.
 template <class T>
-struct GatherPatchesCUV {  // one output element per call
+struct GatherPatchesCUV {  // X(row, (c, u, 0..p-1)) for call e = (row * C + c) * p + u
   const T* imgs; const std::int64_t* ids; Index ids_ld, keep, chans, img, p, grid; T* x;
   MAE_HOST_DEVICE void operator()(Index e) const {
-    const Index pd = chans * p * p, row = e / pd, col = e % pd;
+    const Index row = e / (chans * p), c = (e / p) % chans, u = e % p;
     const Index n = row / keep, j = row % keep;
     const Index l = ids[n * ids_ld + j], gi = l / grid, gj = l % grid;
-    const Index c = col / (p * p), u = (col / p) % p, v = col % p;
-    x[e] = imgs[((n * chans + c) * img + gi * p + u) * img + gj * p + v];
+    const T* src = imgs + ((n * chans + c) * img + gi * p + u) * img + gj * p;
+    T* dst = x + e * p;  // row * C*p*p + (c * p + u) * p
+    for (Index v = 0; v < p; ++v) dst[v] = src[v];
   }
 };
 template <class T>
-struct AssembleTokens {  // one output element per call
+struct AssembleTokens {  // x(row, :) for row = n * (1 + K) + j
   const T* tok; const T* cls; const T* pos; const std::int64_t* ids; Index ids_ld, keep, dim; T* x;
-  MAE_HOST_DEVICE void operator()(Index e) const {
-    const Index row = e / dim, d = e % dim, n = row / (1 + keep), j = row % (1 + keep);
-    x[e] = j == 0 ? cls[d] + pos[d] : tok[(n * keep + j - 1) * dim + d] + pos[(1 + ids[n * ids_ld + j - 1]) * dim + d];
+  MAE_HOST_DEVICE void operator()(Index row) const {
+    const Index n = row / (1 + keep), j = row % (1 + keep);
+    const T* src = j == 0 ? cls : tok + (n * keep + j - 1) * dim;
+    const T* p = j == 0 ? pos : pos + (1 + ids[n * ids_ld + j - 1]) * dim;
+    T* out = x + row * dim;
+    for (Index d = 0; d < dim; ++d) out[d] = src[d] + p[d];
   }
 };
 template <class T>
-struct TokenGrad {  // dtok(n*K + j) = dx(n, 1 + j); one element per call
+struct TokenGrad {  // dtok(n*K + j, :) = dx(n, 1 + j, :); one row per call
   const T* dx; Index keep, dim; T* dtok;
-  MAE_HOST_DEVICE void operator()(Index e) const {
-    const Index row = e / dim, d = e % dim, n = row / keep, j = row % keep;
-    dtok[e] = dx[(n * (1 + keep) + 1 + j) * dim + d];
+  MAE_HOST_DEVICE void operator()(Index row) const {
+    const Index n = row / keep, j = row % keep;
+    const T* in = dx + (n * (1 + keep) + 1 + j) * dim;
+    T* out = dtok + row * dim;
+    for (Index d = 0; d < dim; ++d) out[d] = in[d];
   }
 };
 template <class T>
@@ -63,16 +71,18 @@ struct PatchEmbed {
   template <class B>
   void forward(B& be, const T* imgs, const std::int64_t* ids, Index ids_ld, Index n, Index keep, MatView<T> x_patches,
                MatView<T> tok, MatView<T> out) const {
-    be.parallel_for(n * keep * patch_dim(),
-                    kernels::GatherPatchesCUV<T>{imgs, ids, ids_ld, keep, chans, img, patch, grid(), x_patches.data});
+    be.parallel_for(n * keep * chans * patch,
+                    kernels::GatherPatchesCUV<T>{imgs, ids, ids_ld, keep, chans, img, patch, grid(), x_patches.data},
+                    patch);
     proj.forward(be, MatView<const T>(x_patches), tok);
-    be.parallel_for(n * (1 + keep) * dim, kernels::AssembleTokens<T>{tok.data, cls.value, pos, ids, ids_ld, keep, dim, out.data});
+    be.parallel_for(n * (1 + keep), kernels::AssembleTokens<T>{tok.data, cls.value, pos, ids, ids_ld, keep, dim, out.data},
+                    dim);
   }
 
   // dtok: scratch (N*K, D). Images get no gradient.
   template <class B>
   void backward(B& be, Index n, Index keep, MatView<const T> x_patches, MatView<const T> dout, MatView<T> dtok) const {
-    be.parallel_for(n * keep * dim, kernels::TokenGrad<T>{dout.data, keep, dim, dtok.data});
+    be.parallel_for(n * keep, kernels::TokenGrad<T>{dout.data, keep, dim, dtok.data}, dim);
     be.parallel_for(dim, kernels::ClsGrad<T>{dout.data, n, 1 + keep, dim, cls.grad}, n);
     proj.backward(be, x_patches, MatView<const T>(dtok), MatView<T>());
   }
