@@ -94,7 +94,7 @@ TEST_CASE("unshuffle puts latent row 1+j at patch ids_shuffle[j], the mask token
 }
 
 TEST_CASE("mask token gradient sums over every removed patch of every sample", "[mask_unshuffle][grad]") {
-  const Index width = GENERATE(Index(5), Index(37));  // 37: two full chunks of 16 columns and a partial one
+  const Index width = GENERATE(Index(5), Index(71));  // 71: two full chunks of 32 columns and a partial one
   CAPTURE(width);
   UnshuffleCase uc(2, 7, 0.5, width);
   uc.objective();
@@ -124,8 +124,8 @@ TEST_CASE("unshuffle backward adds the latent and mask token gradients that matc
     t::require_fd("latent", t::fd_check(f, uc.y, t::minus_sentinel(uc.dy)));
     t::require_fd("mask_token", t::fd_check(f, uc.mask_token, t::minus_sentinel(uc.dmask)));
   }
-  SECTION("batch 2, 6 patches, ratio 0.5 (keep 3), width 37 (columns in chunks of 16)") {
-    UnshuffleCase uc(2, 6, 0.5, 37, 520);
+  SECTION("batch 2, 6 patches, ratio 0.5 (keep 3), width 71 (columns in chunks of 32)") {
+    UnshuffleCase uc(2, 6, 0.5, 71, 520);
     uc.objective();
     uc.backward();
     auto f = [&](const Vec&) { return uc.objective(); };

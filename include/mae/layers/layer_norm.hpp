@@ -69,10 +69,10 @@ struct LayerNormBackwardParams {  // one chunk of columns per call (see AddColum
       const T* xr = x + r * ldx + c0;
       const T* dr = dy + r * lddy + c0;
       const T mu = mean[r], rs = rstd[r];
-      for (Index j = 0; j < nc; ++j) {
+      for_chunk(nc, [&](Index j) {
         sgm[j] += dr[j] * ((xr[j] - mu) * rs);
         sb[j] += dr[j];
-      }
+      });
     }
     for (Index j = 0; j < nc; ++j) {
       dgamma[c0 + j] += sgm[j];

@@ -45,7 +45,7 @@ struct UnshuffleBackwardMaskToken {  // kColumnChunk columns per call: Σ over r
       for (Index t = 0; t < l; ++t)
         if (ids_restore[i * l + t] >= keep) {
           const T* in = dz + (i * (1 + l) + 1 + t) * dim + c0;
-          for (Index j = 0; j < nc; ++j) s[j] += in[j];
+          for_chunk(nc, [&](Index j) { s[j] += in[j]; });
         }
     for (Index j = 0; j < nc; ++j) dmask[c0 + j] += s[j];
   }

@@ -32,16 +32,28 @@ struct AddRowVector {  // y(r, :) += v for a (rows, cols) matrix with leading di
 // Column reductions walk kColumnChunk adjacent columns per call, so each row read is one
 // contiguous run (a column at a time would stride through memory). Sums run over rows in order:
 // deterministic.
-inline constexpr Index kColumnChunk = 16;
+inline constexpr Index kColumnChunk = 32;
 MAE_HOST_DEVICE inline Index column_chunks(Index cols) { return (cols + kColumnChunk - 1) / kColumnChunk; }
+// body(j) for j < nc (the columns of one chunk): a full chunk runs with a compile-time trip count,
+// which the compiler unrolls into independent vector adds (with nc only known at run time the
+// row loop was one latency-bound chain).
+template <class F>
+MAE_HOST_DEVICE inline void for_chunk(Index nc, const F& body) {
+  if (nc == kColumnChunk)
+    for (Index j = 0; j < kColumnChunk; ++j) body(j);
+  else
+    for (Index j = 0; j < nc; ++j) body(j);
+}
 template <class T>
 struct AddColumnSums {  // out(c) += sum_r x(r, c); one chunk of columns per call
   const T* x; Index rows, cols, ld; T* out;
   MAE_HOST_DEVICE void operator()(Index chunk) const {
     const Index c0 = chunk * kColumnChunk, nc = cols - c0 < kColumnChunk ? cols - c0 : kColumnChunk;
     T s[kColumnChunk] = {};
-    for (Index r = 0; r < rows; ++r)
-      for (Index j = 0; j < nc; ++j) s[j] += x[r * ld + c0 + j];
+    for (Index r = 0; r < rows; ++r) {
+      const T* xr = x + r * ld + c0;
+      for_chunk(nc, [&](Index j) { s[j] += xr[j]; });
+    }
     for (Index j = 0; j < nc; ++j) out[c0 + j] += s[j];
   }
 };
