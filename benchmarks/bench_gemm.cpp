@@ -12,7 +12,9 @@
 // repeat until the time budget is spent; the median is printed. No asserts; a checksum of every
 // output keeps the work observable. Products that OneDnn can split over k (the dW rows) get a second
 // row: "nosplit" (one threaded oneDNN primitive) where splitting is on by default, "split" where
-// it is off (CPUs with AVX-512, see OneDnn::split_k_pays).
+// it is off (CPUs with AVX-512, see OneDnn::split_k_pays). Products with a wide row-major B (n >
+// OneDnn::kWideB, base224's fc2) likewise: "matmul" (a matmul primitive) where OneDnn runs them
+// through dnnl_sgemm by default (AVX-512, OneDnn::wide_b_sgemm_pays), "sgemm" where it does not.
 //
 // Usage: bench_gemm [--json] [--budget SECONDS_PER_ROW] [--filter SUBSTRING]
 //   --json  one JSON object per row (backend, op, m, n, k, batch, median_ms, gflops, pct_peak),
@@ -284,6 +286,12 @@ int main(int argc, char** argv) {
         fast.set_split_k(!by_default);
         if (splits) out.row(by_default ? "nosplit" : "split", s, measure(fast, s, budget));
         fast.set_split_k(by_default);
+        const bool wide_default = fast.wide_b_sgemm();
+        fast.set_wide_b_sgemm(true);
+        const bool routes = one && !(by_default && splits) && fast.routes_to_sgemm(s.ta, s.tb, s.m, s.n, s.k);
+        fast.set_wide_b_sgemm(!wide_default);
+        if (routes) out.row(wide_default ? "matmul" : "sgemm", s, measure(fast, s, budget));
+        fast.set_wide_b_sgemm(wide_default);
       }
       if constexpr (two) out.row(mae::CpuEigen::name, s, measure(eigen, s, budget));
     }

@@ -486,6 +486,44 @@ TEST_CASE("OneDnn runs a long-k Aᵀ·B (a weight gradient) as one slice of k pe
   CHECK(serial.split_k_slices(Op::T, Op::N, 96, 80, 600) == 1);
 }
 
+TEST_CASE("OneDnn runs a gemm with a wide row-major B (op(B) = B, n > kWideB) through dnnl_sgemm",
+          "[backend][onednn]") {
+  mae::OneDnn be;
+  CHECK(be.wide_b_sgemm() == mae::OneDnn::wide_b_sgemm_pays());  // the default depends on the CPU ...
+  be.set_wide_b_sgemm(true);                                     // ... so force it to test the path
+  const Index wide = mae::OneDnn::kWideB + 3;
+  CHECK(be.routes_to_sgemm(Op::N, Op::N, 7, wide, 5));
+  CHECK(be.routes_to_sgemm(Op::T, Op::N, 7, wide, 5));
+  CHECK_FALSE(be.routes_to_sgemm(Op::N, Op::T, 7, wide, 5));  // op(B) = Bᵀ: a matmul primitive
+  CHECK_FALSE(be.routes_to_sgemm(Op::N, Op::N, 7, mae::OneDnn::kWideB, 5));
+  for (Op ta : kOps) {
+    run_and_check(be, plain(ta, Op::N, 5, wide, 9, 0, 1.0f, 0.0f));   // beta 0 over a NaN-filled C
+    run_and_check(be, plain(ta, Op::N, 6, wide, 4, 5, 0.75f, 0.5f));  // NaN padding in every ld, alpha, beta
+    run_and_check(be, plain(ta, Op::N, 3, wide, 1, 2, -2.0f, 1.0f));
+  }
+  CHECK(be.cached_primitives() == 0);  // none of them was a matmul
+
+  // The same call twice gives the same bits; with the route off it is a matmul primitive again.
+  const Index m = 4, n = wide, k = 6;
+  std::vector<float> a(std::size_t(m * k)), b(std::size_t(k * n));
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = float(std::sin(0.37 * double(i)));
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = float(std::cos(0.11 * double(i)));
+  std::vector<float> c1(std::size_t(m * n), 0.5f), c2 = c1;
+  be.gemm(Op::N, Op::N, m, n, k, 1.0f, a.data(), k, b.data(), n, 1.0f, c1.data(), n);
+  be.gemm(Op::N, Op::N, m, n, k, 1.0f, a.data(), k, b.data(), n, 1.0f, c2.data(), n);
+  CHECK(c1 == c2);
+  be.set_wide_b_sgemm(false);
+  CHECK_FALSE(be.routes_to_sgemm(Op::N, Op::N, m, n, k));
+  run_and_check(be, plain(Op::N, Op::N, 5, wide, 9, 0, 1.0f, 0.0f));
+  CHECK(be.cached_primitives() == 1);
+
+  be.set_wide_b_sgemm(true);
+  mae::OneDnn taken(std::move(be));  // a moved-from object fails on this path too, with the same kind of message
+  CHECK_THROWS_WITH(be.gemm(Op::N, Op::N, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c1.data(), n),
+                    Catch::Contains("OneDnn::gemm(ta=N, tb=N, m=4, n=" + std::to_string(n)) &&
+                        Catch::Contains("moved from"));
+}
+
 TEST_CASE("OneDnn turns oneDNN failures into mae::Error naming the call, the shape and the status",
           "[backend][onednn][errors]") {
   std::vector<float> a(64, 1.0f), b(64, 1.0f), c(64, 0.0f);

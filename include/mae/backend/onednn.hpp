@@ -19,6 +19,14 @@
 //         speed on the 2-core AVX2 VM; split, they run 0-15% faster (25-40% with lda % 512 == 0,
 //         below). Deterministic for a given thread count (the summation order depends on it). On
 //         by default only where oneDNN has no AVX-512 kernels (split_k_pays).
+// Wide B: a plain gemm with op(B) = B and n > kWideB (base224's fc2 products, n = 3072) runs through
+//         dnnl_sgemm, oneDNN's BLAS-style call, instead of a matmul primitive. On AVX-512 oneDNN 2.6
+//         gives a matmul with dense operands to its brgemm kernels, which read such a B at 30-80%
+//         of their speed on narrower ones (m 400, n 3072, k 768: 136 vs 372 GFLOP/s for dnnl_sgemm,
+//         whose gemm:jit kernels pack B first); up to n = 2048 the two are within ±15% either way.
+//         On by default where oneDNN has AVX-512 kernels (wide_b_sgemm_pays); elsewhere the matmul
+//         runs gemm:jit already. dnnl_sgemm takes alpha and beta itself (beta == 0 never reads C)
+//         and mallocs its packing workspace inside every call, as its matmul twin does.
 //
 // A call on a cached signature re-points the cached dnnl::memory objects (`set_data_handle`) and
 // executes through the C API with a pre-built argument array: this object allocates nothing. oneDNN
@@ -83,6 +91,7 @@ struct OneDnn : CpuKernels {
       const detail::DnnlGemmShape s = shape(ta, tb, m, n, k, alpha, lda, ldb, beta, ldc);
       const int slices = split_k_slices(s);
       if (slices > 1) return gemm_split_k(s, slices, a, b, c);
+      if (routes_to_sgemm(s)) return sgemm(s, a, b, c);
       execute(s, primitive_for(s), a, b, c);
     } else {
       detail::eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -123,15 +132,22 @@ struct OneDnn : CpuKernels {
   // Where oneDNN runs AVX-512 kernels, its threaded GEMM already takes these shapes at 80-97% of its
   // square-sgemm speed, and splitting cost ~1% of a step (2-core Xeon VM, 2026-12-02); without
   // AVX-512 (the 2-core AVX2 EPYC VM) splitting gained 0-15% per call, 25-40% on 512-wide ones.
-  static bool split_k_pays() noexcept {
-    const unsigned isa = unsigned(dnnl_get_effective_cpu_isa()), avx512 = unsigned(dnnl_cpu_isa_avx512_core);
-    return (isa & avx512) != avx512;
-  }
+  static bool split_k_pays() noexcept { return !avx512_kernels(); }
   bool split_k() const noexcept { return split_k_; }
   // How many slices a gemm signature runs as (1: not split).
   int split_k_slices(Op ta, Op tb, Index m, Index n, Index k) const {
     return split_k_slices(shape(ta, tb, m, n, k, 1.0f, ta == Op::N ? k : m, tb == Op::N ? n : k, 0.0f, n));
   }
+  // Wide B through dnnl_sgemm (see the top of this file): on by default where oneDNN has AVX-512
+  // kernels; off, every unsplit gemm is a matmul primitive.
+  void set_wide_b_sgemm(bool on) noexcept { wide_b_sgemm_ = on; }
+  static bool wide_b_sgemm_pays() noexcept { return avx512_kernels(); }
+  bool wide_b_sgemm() const noexcept { return wide_b_sgemm_; }
+  // Whether a gemm signature runs through dnnl_sgemm (when it is not split).
+  bool routes_to_sgemm(Op ta, Op tb, Index m, Index n, Index k) const {
+    return routes_to_sgemm(shape(ta, tb, m, n, k, 1.0f, ta == Op::N ? k : m, tb == Op::N ? n : k, 0.0f, n));
+  }
+  static constexpr Index kWideB = 2048;
   // Batched signatures that run as a loop over a 2-D primitive (layout not expressible in 4-D).
   std::size_t per_item_signatures() const noexcept {
     std::size_t count = 0;
@@ -141,6 +157,11 @@ struct OneDnn : CpuKernels {
 
  private:
   using Dims = dnnl::memory::dims;
+
+  static bool avx512_kernels() noexcept {
+    const unsigned isa = unsigned(dnnl_get_effective_cpu_isa()), avx512 = unsigned(dnnl_cpu_isa_avx512_core);
+    return (isa & avx512) == avx512;
+  }
 
   static detail::DnnlGemmShape shape(Op ta, Op tb, Index m, Index n, Index k, float alpha, Index lda, Index ldb,
                                      float beta, Index ldc) {
@@ -259,6 +280,16 @@ struct OneDnn : CpuKernels {
       fail(s, detail::cat("matmul execution failed: oneDNN ", dnnl_status2str(st)), __LINE__);
   }
 
+  bool routes_to_sgemm(const detail::DnnlGemmShape& s) const {
+    return wide_b_sgemm_ && !s.batched && s.tb == Op::N && s.n > kWideB;
+  }
+  void sgemm(const detail::DnnlGemmShape& s, const float* a, const float* b, float* c) {
+    if (!engine_) fail(s, "this OneDnn object was moved from (it has no engine)", __LINE__);  // as for a matmul
+    const dnnl_status_t st = dnnl_sgemm(s.ta == Op::N ? 'N' : 'T', s.tb == Op::N ? 'N' : 'T', s.m, s.n, s.k, s.alpha, a,
+                                        s.lda, b, s.ldb, s.beta, c, s.ldc);
+    if (st != dnnl_success) fail(s, detail::cat("dnnl_sgemm failed: oneDNN ", dnnl_status2str(st)), __LINE__);
+  }
+
   // Split k pays for op(A) = Aᵀ, op(B) = B with at least kSplitMinK of k per thread and a C big enough
   // that a slice's start-up cost does not matter; never inside a caller's parallel region (oneDNN is
   // serial there anyway).
@@ -348,6 +379,7 @@ struct OneDnn : CpuKernels {
   std::vector<Slice> split_;
   detail::AlignedBuffer partial_;
   bool split_k_ = split_k_pays();
+  bool wide_b_sgemm_ = wide_b_sgemm_pays();
 };
 
 }  // namespace mae
