@@ -6,6 +6,7 @@
 #include <Eigen/Core>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "mae/backend/policy.hpp"
 
@@ -84,8 +85,24 @@ struct CpuKernels {
  private:
   // The functor is copied into a local so the compiler sees its pointers cannot change while the
   // loop stores through them: that is what lets elementwise loops vectorize.
+  // A functor that declares `static constexpr bool kWideVectors = true` runs in a loop that may use
+  // 512-bit vectors (MAE_WIDE_VECTORS); lane for lane the same operations, so the same bits.
+  template <class F, class = void>
+  struct WantsWideVectors : std::false_type {};
+  template <class F>
+  struct WantsWideVectors<F, std::enable_if_t<F::kWideVectors>> : std::true_type {};
+
   template <class F>
   static void run_range(const F& f, Index begin, Index end) {
+    if constexpr (WantsWideVectors<F>::value) {
+      run_range_wide(f, begin, end);
+    } else {
+      const F local = f;
+      for (Index i = begin; i < end; ++i) local(i);
+    }
+  }
+  template <class F>
+  MAE_WIDE_VECTORS static void run_range_wide(const F& f, Index begin, Index end) {
     const F local = f;
     for (Index i = begin; i < end; ++i) local(i);
   }

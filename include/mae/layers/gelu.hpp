@@ -15,6 +15,7 @@ MAE_HOST_DEVICE inline T gelu_slope(T x, T cdf) {  // d gelu / dx given Φ(x)
 }
 template <class T>
 struct GeluForward {
+  static constexpr bool kWideVectors = true;  // 512-bit vectors where available (CpuKernels)
   const T* x; T* y;
   MAE_HOST_DEVICE void operator()(Index i) const {
     y[i] = x[i] * math::normal_cdf(x[i]);
@@ -24,6 +25,7 @@ struct GeluForward {
 // conditional load to GCC and keeps the loop scalar.
 template <class T, bool Accumulate = true>
 struct GeluBackward {
+  static constexpr bool kWideVectors = true;  // 512-bit vectors where available (CpuKernels)
   const T* x; const T* dy; T* dx;
   MAE_HOST_DEVICE void operator()(Index i) const {
     const T v = x[i];
@@ -35,6 +37,7 @@ struct GeluBackward {
 // y = gelu(x) (bit for bit what GeluForward wrote) and, in place, d := d · gelu'(x).
 template <class T>
 struct GeluRecompute {
+  static constexpr bool kWideVectors = true;  // 512-bit vectors where available (CpuKernels)
   const T* x; T* y; T* d;
   MAE_HOST_DEVICE void operator()(Index i) const {
     const T v = x[i], cdf = math::normal_cdf(v);
