@@ -4,8 +4,8 @@
 1. PyTorch peer check: pytorch_mae.py --check-fixtures on shared/fixtures/mae_parity (float64, every
    loss / output / gradient within 1e-9 of each tensor's max). The comparison stops if it fails: the
    peer must be the same model before its speed means anything.
-2. GEMM peaks: every bench_step process times a 2048^3 sgemm through mae's default backend, every
-   pytorch_mae.py process torch.mm 2048^3, same thread count; each side's peak is the fastest call of
+2. GEMM peaks: every bench_step process times 2048^3 and 3072^3 sgemms through mae's default backend,
+   every pytorch_mae.py process torch.mm at the same sizes, same thread count; each side's peak is the fastest call of
    the whole run (a busy machine lowers the peak only when it is busy the whole time).
 3. For each config and mode: bench_step, then pytorch_mae.py, then (--rounds 2, the default) PyTorch
    again and bench_step again; each side keeps its lower median. PyTorch runs with
@@ -266,10 +266,10 @@ def main():
         f"{date}, cpu {cpu_model()}, {os.cpu_count()} cores, {args.threads} threads per side, float32, "
         f"load average {load_before} before / {load_after} after, {minutes:.1f} min; OMP_WAIT_POLICY "
         f"{WAIT_POLICY}{wait_note} for both sides.",
-        f"mae.cpp: backend {ours_peak_line['backend']}; GEMM peak {ours_peak:.1f} GFLOP/s (fastest 2048^3 sgemm of the run). "
+        f"mae.cpp: backend {ours_peak_line['backend']}; GEMM peak {ours_peak:.1f} GFLOP/s (fastest 2048^3 or 3072^3 sgemm of the run). "
         f"PyTorch: {torch_peak_line['backend'].replace('OPENBLAS_CORETYPE unset', 'OpenBLAS')} with OPENBLAS_CORETYPE "
         f"and OPENBLAS_L2_SIZE unset (this machine sets OPENBLAS_CORETYPE=Haswell); GEMM peak {torch_peak:.1f} GFLOP/s "
-        f"(fastest torch.mm 2048^3 of the run). Each side's % peak is of its own peak.",
+        f"(fastest torch.mm 2048^3 or 3072^3 of the run). Each side's % peak is of its own peak.",
         "ms: median step time (>= %d measured steps after 1 warm-up, %g s budget%s); ours/PyTorch < 1: mae.cpp "
         "faster. GFLOP/s: GEMM FLOPs of the model step (2mnk, counted from the config, the same count for both) per "
         "second. RSS: the process's peak resident memory during that row (PyTorch's includes the ~%.0f MB "

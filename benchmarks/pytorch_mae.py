@@ -437,12 +437,14 @@ def time_it(fn, budget_s, min_reps):
 
 
 def sgemm_peak(budget_s=0.5):
-    n = 2048
-    g = torch.Generator().manual_seed(11)
-    a = torch.rand(n, n, generator=g) - 0.5
-    b = torch.rand(n, n, generator=g) - 0.5
-    _, fastest, _, _ = time_it(lambda: torch.mm(a, b), budget_s, 3)  # the fastest call, as bench_step
-    return 2.0 * n ** 3 / (fastest * 1e-3) * 1e-9
+    best = 0.0
+    for n in (2048, 3072):  # the same two sizes as bench_step; the faster counts
+        g = torch.Generator().manual_seed(11)
+        a = torch.rand(n, n, generator=g) - 0.5
+        b = torch.rand(n, n, generator=g) - 0.5
+        _, fastest, _, _ = time_it(lambda: torch.mm(a, b), budget_s, 3)  # the fastest call, as bench_step
+        best = max(best, 2.0 * n ** 3 / (fastest * 1e-3) * 1e-9)
+    return best
 
 
 def bench_one(name, mode, budget_s, min_reps):
@@ -495,7 +497,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget", type=float, default=2.0, help="seconds of measured steps per row")
     ap.add_argument("--min-reps", type=int, default=3)
-    ap.add_argument("--peak", type=float, default=0.0, help="GEMM peak GFLOP/s (default: measure torch.mm 2048^3)")
+    ap.add_argument("--peak", type=float, default=0.0, help="GEMM peak GFLOP/s (default: measure torch.mm 2048^3 and 3072^3)")
     ap.add_argument("--no-peak", action="store_true")
     ap.add_argument("--peak-only", action="store_true")
     args = ap.parse_args()
@@ -518,11 +520,11 @@ def main():
     if peak <= 0 and not args.no_peak:
         peak = sgemm_peak()
     if args.json:
-        print(json.dumps({"kind": "peak", "impl": "pytorch", "backend": label, "op": "torch.mm 2048^3",
+        print(json.dumps({"kind": "peak", "impl": "pytorch", "backend": label, "op": "torch.mm 2048^3, 3072^3",
                           "threads": args.threads, "gflops": peak}), flush=True)
     else:
         print(f"pytorch_mae: float32, {label}, {args.threads} threads, budget {args.budget} s, >= {args.min_reps} reps")
-        print(f"GEMM peak: {peak:.1f} GFLOP/s (torch.mm 2048^3)\n")
+        print(f"GEMM peak: {peak:.1f} GFLOP/s (torch.mm, fastest of 2048^3 and 3072^3)\n")
         print(f"{'config':8s} | {'mode':12s} | {'batch':>5s} | {'median ms':>10s} | {'min ms':>9s} | {'max ms':>9s} | "
               f"{'img/s':>8s} | {'GFLOP/s':>8s} | {'% peak':>6s} | {'RSS MB':>7s} | reps", flush=True)
     if args.peak_only:
