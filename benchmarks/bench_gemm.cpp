@@ -110,8 +110,9 @@ struct Config {
   Index N, L, K, D, heads, mlp, Dd, dheads, dmlp;
 };
 
-// heads: ViT-Tiny/Base encoders (Dh 64); MAE decoders (tiny32: 4 heads of 32; base224: 16 of 32).
+// heads: ViT-Tiny/Base encoders (Dh 64); MAE decoders (tiny32, fmnist28: 4 heads of 32; base224: 16 of 32).
 constexpr Config kConfigs[] = {{"tiny32", 64, 64, 16, 192, 3, 768, 128, 4, 512},
+                               {"fmnist28", 128, 49, 12, 192, 3, 768, 128, 4, 512},
                                {"base224", 8, 196, 49, 768, 12, 3072, 512, 16, 2048}};
 
 std::vector<Spec> step_shapes(const Config& c) {
@@ -209,9 +210,9 @@ struct Printer {
   double peak = 0;
   void header() const {
     if (json) return;
-    std::printf("%-7s | %-36s | %5s %5s %5s %5s | %9s | %8s | %6s\n", "backend", "op", "m", "n", "k", "batch", "ms",
+    std::printf("%-8s | %-36s | %5s %5s %5s %5s | %9s | %8s | %6s\n", "backend", "op", "m", "n", "k", "batch", "ms",
                 "GFLOP/s", "% best");
-    std::printf("%s\n", std::string(7 + 3 + 36 + 3 + 23 + 3 + 9 + 3 + 8 + 3 + 6, '-').c_str());
+    std::printf("%s\n", std::string(8 + 3 + 36 + 3 + 23 + 3 + 9 + 3 + 8 + 3 + 6, '-').c_str());
   }
   void row(const char* backend, const Spec& s, Result r) const {
     const double pct = peak > 0 ? 100.0 * r.gflops / peak : 100.0;
@@ -222,7 +223,7 @@ struct Printer {
                   backend, json_escape(s.op).c_str(), long(s.m), long(s.n), long(s.k), long(batch), r.ms, r.gflops,
                   pct);
     else
-      std::printf("%-7s | %-36s | %5ld %5ld %5ld %5ld | %9.4f | %8.2f | %6.1f\n", backend, s.op.c_str(), long(s.m),
+      std::printf("%-8s | %-36s | %5ld %5ld %5ld %5ld | %9.4f | %8.2f | %6.1f\n", backend, s.op.c_str(), long(s.m),
                   long(s.n), long(s.k), long(batch), r.ms, r.gflops, pct);
     std::fflush(stdout);
   }
@@ -292,6 +293,12 @@ int main(int argc, char** argv) {
         fast.set_wide_b_sgemm(!wide_default);
         if (routes) out.row(wide_default ? "matmul" : "sgemm", s, measure(fast, s, budget));
         fast.set_wide_b_sgemm(wide_default);
+        const bool c_default = fast.split_c();
+        fast.set_split_c(true);
+        const bool cuts = one && fast.split_c_parts(s.ta, s.tb, s.m, s.n, s.k) > 1;
+        fast.set_split_c(!c_default);
+        if (cuts) out.row(c_default ? "nosplitc" : "splitc", s, measure(fast, s, budget));
+        fast.set_split_c(c_default);
       }
       if constexpr (two) out.row(mae::CpuEigen::name, s, measure(eigen, s, budget));
     }

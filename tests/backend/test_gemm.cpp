@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "mae/backend/cpu_eigen.hpp"
@@ -433,6 +434,23 @@ TEST_CASE("OneDnn builds one primitive per call signature, reuses it, and stays 
 namespace {
 // Sets the OpenMP thread count for a scope; create the OneDnn object inside it (its primitives are
 // sized for the thread count at creation).
+// sin(step · i), i < n: deterministic, smooth operands for bit-for-bit repeat checks.
+std::vector<float> smooth_values(Index n, double step) {
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = float(std::sin(step * double(i)));
+  return v;
+}
+
+// max |x - ref| and max |ref|.
+std::pair<float, float> worst_and_scale(const std::vector<float>& x, const std::vector<float>& ref) {
+  float worst = 0, scale = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    worst = std::max(worst, std::fabs(x[i] - ref[i]));
+    scale = std::max(scale, std::fabs(ref[i]));
+  }
+  return {worst, scale};
+}
+
 struct ThreadCount {
   int saved = omp_get_max_threads();
   explicit ThreadCount(int n) { omp_set_num_threads(n); }
@@ -470,11 +488,7 @@ TEST_CASE("OneDnn runs a long-k Aᵀ·B (a weight gradient) as one slice of k pe
     be.set_split_k(false);
     CHECK(be.split_k_slices(Op::T, Op::N, m, n, k) == 1);
     be.gemm(Op::T, Op::N, m, n, k, 1.0f, a.data(), m, b.data(), n, 1.0f, c3.data(), n);
-    float worst = 0, scale = 0;
-    for (std::size_t i = 0; i < c1.size(); ++i) {
-      worst = std::max(worst, std::fabs(c1[i] - c3[i]));
-      scale = std::max(scale, std::fabs(c3[i]));
-    }
+    const auto [worst, scale] = worst_and_scale(c1, c3);
     CAPTURE(worst, scale);
     CHECK(worst > 0);  // the sums really ran in another order ...
     CHECK(worst <= float(tolerance<float>()) * scale);  // ... to the tolerance of every case above
@@ -484,6 +498,61 @@ TEST_CASE("OneDnn runs a long-k Aᵀ·B (a weight gradient) as one slice of k pe
   mae::OneDnn serial;
   serial.set_split_k(true);
   CHECK(serial.split_k_slices(Op::T, Op::N, 96, 80, 600) == 1);
+}
+
+TEST_CASE("OneDnn cuts a mid-size gemm's C into a block of rows or columns per thread, with the same numbers",
+          "[backend][onednn]") {
+  for (int threads : {2, 3}) {
+    CAPTURE(threads);
+    const ThreadCount scoped(threads);
+    mae::OneDnn be;
+    CHECK(be.split_c() == mae::OneDnn::split_c_pays());  // the default depends on the CPU ...
+    be.set_split_c(true);                                 // ... so force it to test the path
+    be.set_split_k(false);
+    be.set_wide_b_sgemm(false);
+    CHECK(be.split_c_parts(Op::N, Op::T, 256, 96, 192) == threads);  // 4.7 M multiply-adds
+    CHECK(be.split_c_parts(Op::T, Op::N, 96, 256, 192) == threads);  // columns when n > m
+    CHECK(be.split_c_parts(Op::N, Op::N, 100, 96, 64) == 1);         // too small to pay
+    CHECK(be.split_c_parts(Op::N, Op::N, 1024, 1024, 1024) == 1);    // large: oneDNN's threads do well
+    CHECK(be.split_c_parts(Op::N, Op::T, 400, 768, 768) == 1);       // no side <= 256 (base224's proj)
+    CHECK(be.split_c_parts(Op::N, Op::N, 64 * threads - 1, 60, 2000) == threads - 1);  // >= 64 rows a part
+    be.set_split_k(true);  // split k comes first where it applies
+    CHECK(be.split_c_parts(Op::T, Op::N, 256, 96, 600) == 1);
+    CHECK(be.split_c_parts(Op::N, Op::N, 256, 96, 600) == threads);
+    be.set_split_k(false);
+    CHECK(be.split_c_parts(Op::T, Op::N, 256, 96, 600) == threads);
+    be.set_wide_b_sgemm(true);  // so does the wide-B route
+    CHECK(be.split_c_parts(Op::N, Op::N, 64, mae::OneDnn::kWideB + 1, 64) == 1);
+    be.set_wide_b_sgemm(false);
+    CHECK(be.split_c_parts(Op::N, Op::N, 64, mae::OneDnn::kWideB + 1, 64) == threads);
+    for (Op ta : kOps)
+      for (Op tb : kOps) {
+        // Rows (m >= n) and columns, part boundaries on and off multiples of 16, NaN padding, alpha, beta.
+        run_and_check(be, plain(ta, tb, 200, 72, 300, 0, 1.0f, 0.0f));
+        run_and_check(be, plain(ta, tb, 72, 200, 300, 5, 0.75f, 0.5f));
+        run_and_check(be, plain(ta, tb, 211, 213, 97, 3, -2.0f, 1.0f));
+      }
+
+    // The same call twice gives the same bits; with the split off it is one threaded primitive again.
+    const Index m = 256, n = 96, k = 192;
+    const std::vector<float> a = smooth_values(m * k, 0.37), b = smooth_values(k * n, 0.11);
+    std::vector<float> c1(std::size_t(m * n), 0.5f), c2 = c1, c3 = c1;
+    be.gemm(Op::N, Op::N, m, n, k, 1.0f, a.data(), k, b.data(), n, 1.0f, c1.data(), n);
+    be.gemm(Op::N, Op::N, m, n, k, 1.0f, a.data(), k, b.data(), n, 1.0f, c2.data(), n);
+    CHECK(c1 == c2);
+    const std::size_t prims = be.cached_primitives();
+    be.set_split_c(false);
+    CHECK(be.split_c_parts(Op::N, Op::N, m, n, k) == 1);
+    be.gemm(Op::N, Op::N, m, n, k, 1.0f, a.data(), k, b.data(), n, 1.0f, c3.data(), n);
+    CHECK(be.cached_primitives() == prims + 1);  // the whole-C primitive
+    const auto [worst, scale] = worst_and_scale(c1, c3);
+    CAPTURE(worst, scale);
+    CHECK(worst <= float(tolerance<float>()) * scale);
+  }
+  const ThreadCount one(1);
+  mae::OneDnn serial;
+  serial.set_split_c(true);
+  CHECK(serial.split_c_parts(Op::N, Op::T, 256, 96, 192) == 1);
 }
 
 TEST_CASE("OneDnn runs a gemm with a wide row-major B (op(B) = B, n > kWideB) through dnnl_sgemm",

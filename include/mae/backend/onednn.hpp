@@ -27,6 +27,14 @@
 //         On by default where oneDNN has AVX-512 kernels (wide_b_sgemm_pays); elsewhere the matmul
 //         runs gemm:jit already. dnnl_sgemm takes alpha and beta itself (beta == 0 never reads C)
 //         and mallocs its packing workspace inside every call, as its matmul twin does.
+// Split C: a plain gemm with a side <= 256 and 2^22 to 2^29 multiply-adds (not split in k, not wide B) runs as
+//         one single-threaded primitive per thread over its block of C's rows (m >= n) or columns,
+//         each over the whole k: no partial sums, and every element is summed as by one thread.
+//         oneDNN's own threading of these mid-size products left a thread waiting: on the 2-core
+//         Zen 4 VM (AVX-512) 1 → 2 threads gained only 1.1-1.7× on half of tiny32's shapes, and
+//         split they ran 7-38% faster (tiny32, fmnist28 dW products +26-34%); the larger base224
+//         products gained nothing or lost, hence the bounds. On by default where oneDNN has AVX-512
+//         kernels (split_c_pays), measured on that Zen 4 only.
 //
 // A call on a cached signature re-points the cached dnnl::memory objects (`set_data_handle`) and
 // executes through the C API with a pre-built argument array: this object allocates nothing. oneDNN
@@ -46,6 +54,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <oneapi/dnnl/dnnl_debug.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdlib>
@@ -92,6 +101,8 @@ struct OneDnn : CpuKernels {
       const int slices = split_k_slices(s);
       if (slices > 1) return gemm_split_k(s, slices, a, b, c);
       if (routes_to_sgemm(s)) return sgemm(s, a, b, c);
+      const int parts = split_c_parts(s);
+      if (parts > 1) return gemm_split_c(s, parts, a, b, c);
       execute(s, primitive_for(s), a, b, c);
     } else {
       detail::eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -148,6 +159,16 @@ struct OneDnn : CpuKernels {
     return routes_to_sgemm(shape(ta, tb, m, n, k, 1.0f, ta == Op::N ? k : m, tb == Op::N ? n : k, 0.0f, n));
   }
   static constexpr Index kWideB = 2048;
+  // Split C (see the top of this file): on by default where oneDNN has AVX-512 kernels (split_c_pays);
+  // off, an unsplit gemm is one threaded primitive.
+  void set_split_c(bool on) noexcept { split_c_ = on; }
+  static bool split_c_pays() noexcept { return avx512_kernels(); }
+  bool split_c() const noexcept { return split_c_; }
+  // How many parts C of a gemm signature is cut into (1: not split this way).
+  int split_c_parts(Op ta, Op tb, Index m, Index n, Index k) const {
+    const detail::DnnlGemmShape s = shape(ta, tb, m, n, k, 1.0f, ta == Op::N ? k : m, tb == Op::N ? n : k, 0.0f, n);
+    return split_k_slices(s) > 1 || routes_to_sgemm(s) ? 1 : split_c_parts(s);
+  }
   // Batched signatures that run as a loop over a 2-D primitive (layout not expressible in 4-D).
   std::size_t per_item_signatures() const noexcept {
     std::size_t count = 0;
@@ -358,6 +379,55 @@ struct OneDnn : CpuKernels {
     return out;
   }
 
+  // Split C is for narrow products (some side <= kSplitCMaxNarrow: every GEMM of tiny32 and fmnist28,
+  // none of base224's) of kSplitCMinMacs to kSplitCMaxMacs multiply-adds whose split side leaves each
+  // thread kSplitCMinSide rows (or columns) or more; never inside a caller's parallel region. Wider
+  // and larger products oneDNN threads well (base224's projections: equal or up to 16% slower split).
+  static constexpr Index kSplitCMinMacs = Index(1) << 22, kSplitCMaxMacs = Index(1) << 29, kSplitCMinSide = 64,
+                         kSplitCMaxNarrow = 256, kSplitCAlign = 16;
+  int split_c_parts(const detail::DnnlGemmShape& s) const {
+    const Index macs = s.m * s.n * s.k, narrow = std::min(s.m, std::min(s.n, s.k));
+    if (!split_c_ || s.batched || omp_in_parallel() || macs < kSplitCMinMacs || macs > kSplitCMaxMacs ||
+        narrow > kSplitCMaxNarrow)
+      return 1;
+    const Index side = s.m >= s.n ? s.m : s.n, threads = omp_get_max_threads(), by_side = side / kSplitCMinSide;
+    return int(by_side < threads ? by_side : threads);
+  }
+
+  // C cut into `parts` blocks of rows (m >= n) or of columns, part p computed by thread p with a
+  // single-threaded primitive over the whole k: no partial sums, alpha and beta applied as usual.
+  // Part boundaries are multiples of kSplitCAlign.
+  void gemm_split_c(const detail::DnnlGemmShape& s, int parts, const float* a, const float* b, float* c) {
+    const bool rows = s.m >= s.n;
+    const Index side = rows ? s.m : s.n;
+    if (split_.size() < std::size_t(parts)) split_.resize(std::size_t(parts));
+    for (int p = 0; p < parts; ++p) {
+      const auto bound = [&](Index q) { return q == parts ? side : side * q / parts / kSplitCAlign * kSplitCAlign; };
+      const Index o0 = bound(p), len = bound(p + 1) - o0;
+      detail::DnnlGemmShape sp = s;
+      sp.slot = p;
+      (rows ? sp.m : sp.n) = len;
+      Slice& sl = split_[std::size_t(p)];
+      sl.prim = len > 0 ? &primitive_for(sp) : nullptr, sl.status = dnnl_success;
+      if (rows) {  // rows o0.. of C: rows of A, or columns of a transposed A
+        sl.a_off = s.ta == Op::N ? o0 * s.lda : o0, sl.b_off = 0, sl.c_off = o0 * s.ldc;
+      } else {     // columns o0.. of C: columns of B, or rows of a transposed B
+        sl.a_off = 0, sl.b_off = s.tb == Op::N ? o0 : o0 * s.ldb, sl.c_off = o0;
+      }
+    }
+    while (slot_streams_.size() + 1 < std::size_t(parts)) slot_streams_.emplace_back(engine_);
+#pragma omp parallel num_threads(parts)
+    for (int p = omp_get_thread_num(); p < parts; p += omp_get_num_threads()) {
+      Slice& sl = split_[std::size_t(p)];
+      if (sl.prim) sl.status = run(*sl.prim, a + sl.a_off, b + sl.b_off, c + sl.c_off, p);
+    }
+    for (int p = 0; p < parts; ++p)
+      if (split_[std::size_t(p)].status != dnnl_success)
+        fail(s, detail::cat("matmul execution of split-C part ", p, " failed: oneDNN ",
+                            dnnl_status2str(split_[std::size_t(p)].status)),
+             __LINE__);
+  }
+
   [[noreturn]] static void fail(const detail::DnnlGemmShape& s, const std::string& what, int line) {
     throw Error(detail::cat("OneDnn::", s.batched ? "gemm_batched" : "gemm", describe(s), ": ", what, " (",
                             __FILE__, ":", line, ")"));
@@ -372,6 +442,7 @@ struct OneDnn : CpuKernels {
   struct Slice {
     detail::DnnlMatmul* prim = nullptr;
     Index k0 = 0, k = 0;
+    Index a_off = 0, b_off = 0, c_off = 0;  // split C: where the part starts in A, B and C
     dnnl_status_t status = dnnl_success;
     detail::AlignedBuffer stage;
   };
@@ -380,6 +451,7 @@ struct OneDnn : CpuKernels {
   detail::AlignedBuffer partial_;
   bool split_k_ = split_k_pays();
   bool wide_b_sgemm_ = wide_b_sgemm_pays();
+  bool split_c_ = split_c_pays();
 };
 
 }  // namespace mae
