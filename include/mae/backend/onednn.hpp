@@ -27,9 +27,10 @@
 //         On by default where oneDNN has AVX-512 kernels (wide_b_sgemm_pays); elsewhere the matmul
 //         runs gemm:jit already. dnnl_sgemm takes alpha and beta itself (beta == 0 never reads C)
 //         and mallocs its packing workspace inside every call, as its matmul twin does.
-// Split C: a plain gemm with a side <= 256 and 2^22 to 2^29 multiply-adds (not split in k, not wide B) runs as
-//         one single-threaded primitive per thread over its block of C's rows (m >= n) or columns,
-//         each over the whole k: no partial sums, and every element is summed as by one thread.
+// Split C: a plain gemm with a side <= 256 and 2^22 to 2^29 multiply-adds (not split in k, not
+//         wide B) runs as one single-threaded primitive per thread over its block of C's rows
+//         (m >= n) or columns, each over the whole k: no partial sums, every element summed as by
+//         one thread.
 //         oneDNN's own threading of these mid-size products left a thread waiting: on the 2-core
 //         Zen 4 VM (AVX-512) 1 → 2 threads gained only 1.1-1.7× on half of tiny32's shapes, and
 //         split they ran 7-38% faster (tiny32, fmnist28 dW products +26-34%); the larger base224
@@ -347,7 +348,7 @@ struct OneDnn : CpuKernels {
       sl.prim = &primitive_for(sp), sl.k0 = k0, sl.k = kp, sl.status = dnnl_success;
       sl.stage.reserve(std::size_t(kp * lda) * sizeof(float), s, "split-k staging buffer");
     }
-    while (slot_streams_.size() + 1 < std::size_t(slices)) slot_streams_.emplace_back(engine_);
+    ensure_slot_streams(slices);
     float* partial = partial_.floats();
 #pragma omp parallel num_threads(slices)
     {
@@ -368,11 +369,7 @@ struct OneDnn : CpuKernels {
         }
       }
     }
-    for (int p = 0; p < slices; ++p)
-      if (split_[std::size_t(p)].status != dnnl_success)
-        fail(s, detail::cat("matmul execution of split-k slice ", p, " failed: oneDNN ",
-                            dnnl_status2str(split_[std::size_t(p)].status)),
-             __LINE__);
+    check_slices(s, slices, "split-k slice");
   }
   static const float* stage_rows(const float* x, Index ld, Index rows, Index width, float* out, Index out_ld) {
     for (Index r = 0; r < rows; ++r) std::memcpy(out + r * out_ld, x + r * ld, std::size_t(width) * sizeof(float));
@@ -407,23 +404,31 @@ struct OneDnn : CpuKernels {
       detail::DnnlGemmShape sp = s;
       sp.slot = p;
       (rows ? sp.m : sp.n) = len;
-      Slice& sl = split_[std::size_t(p)];
-      sl.prim = len > 0 ? &primitive_for(sp) : nullptr, sl.status = dnnl_success;
+      Slice& sl = split_[std::size_t(p)];  // len >= kSplitCMinSide - kSplitCAlign > 0 (split_c_parts)
+      sl.prim = &primitive_for(sp), sl.status = dnnl_success;
       if (rows) {  // rows o0.. of C: rows of A, or columns of a transposed A
         sl.a_off = s.ta == Op::N ? o0 * s.lda : o0, sl.b_off = 0, sl.c_off = o0 * s.ldc;
       } else {     // columns o0.. of C: columns of B, or rows of a transposed B
         sl.a_off = 0, sl.b_off = s.tb == Op::N ? o0 : o0 * s.ldb, sl.c_off = o0;
       }
     }
-    while (slot_streams_.size() + 1 < std::size_t(parts)) slot_streams_.emplace_back(engine_);
+    ensure_slot_streams(parts);
 #pragma omp parallel num_threads(parts)
     for (int p = omp_get_thread_num(); p < parts; p += omp_get_num_threads()) {
       Slice& sl = split_[std::size_t(p)];
-      if (sl.prim) sl.status = run(*sl.prim, a + sl.a_off, b + sl.b_off, c + sl.c_off, p);
+      sl.status = run(*sl.prim, a + sl.a_off, b + sl.b_off, c + sl.c_off, p);
     }
-    for (int p = 0; p < parts; ++p)
+    check_slices(s, parts, "split-C part");
+  }
+
+  // Split k and split C: slots 1.. run on their own streams (slot 0 on stream_).
+  void ensure_slot_streams(int slots) {
+    while (slot_streams_.size() + 1 < std::size_t(slots)) slot_streams_.emplace_back(engine_);
+  }
+  void check_slices(const detail::DnnlGemmShape& s, int count, const char* what) const {
+    for (int p = 0; p < count; ++p)
       if (split_[std::size_t(p)].status != dnnl_success)
-        fail(s, detail::cat("matmul execution of split-C part ", p, " failed: oneDNN ",
+        fail(s, detail::cat("matmul execution of ", what, " ", p, " failed: oneDNN ",
                             dnnl_status2str(split_[std::size_t(p)].status)),
              __LINE__);
   }
