@@ -510,6 +510,7 @@ TEST_CASE("OneDnn cuts a mid-size gemm's C into a block of rows or columns per t
     be.set_split_c(true);                                 // ... so force it to test the path
     be.set_split_k(false);
     be.set_wide_b_sgemm(false);
+    be.set_narrow_sgemm(false);
     CHECK(be.split_c_parts(Op::N, Op::T, 256, 96, 192) == threads);  // 4.7 M multiply-adds
     CHECK(be.split_c_parts(Op::T, Op::N, 96, 256, 192) == threads);  // columns when n > m
     CHECK(be.split_c_parts(Op::N, Op::N, 100, 96, 64) == 1);         // too small to pay
@@ -525,6 +526,10 @@ TEST_CASE("OneDnn cuts a mid-size gemm's C into a block of rows or columns per t
     CHECK(be.split_c_parts(Op::N, Op::N, 64, mae::OneDnn::kWideB + 1, 64) == 1);
     be.set_wide_b_sgemm(false);
     CHECK(be.split_c_parts(Op::N, Op::N, 64, mae::OneDnn::kWideB + 1, 64) == threads);
+    be.set_narrow_sgemm(true);  // and the narrow-sgemm route, which takes op(A) = A
+    CHECK(be.split_c_parts(Op::N, Op::T, 256, 96, 192) == 1);
+    CHECK(be.split_c_parts(Op::T, Op::N, 96, 256, 192) == threads);
+    be.set_narrow_sgemm(false);
     for (Op ta : kOps)
       for (Op tb : kOps) {
         // Rows (m >= n) and columns, part boundaries on and off multiples of 16, NaN padding, alpha, beta.
@@ -591,6 +596,48 @@ TEST_CASE("OneDnn runs a gemm with a wide row-major B (op(B) = B, n > kWideB) th
   CHECK_THROWS_WITH(be.gemm(Op::N, Op::N, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c1.data(), n),
                     Catch::Contains("OneDnn::gemm(ta=N, tb=N, m=4, n=" + std::to_string(n)) &&
                         Catch::Contains("moved from"));
+}
+
+TEST_CASE("OneDnn runs a narrow mid-size gemm with op(A) = A through dnnl_sgemm, with the same numbers",
+          "[backend][onednn]") {
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    const ThreadCount scoped(threads);
+    mae::OneDnn be;
+    CHECK(be.narrow_sgemm() == mae::OneDnn::narrow_sgemm_pays());  // the default depends on the CPU ...
+    be.set_narrow_sgemm(true);                                     // ... so force it to test the path
+    be.set_wide_b_sgemm(false);
+    be.set_split_c(true);
+    for (Op tb : kOps) {
+      CHECK(be.routes_to_sgemm(Op::N, tb, 256, 96, 192));          // 4.7 M multiply-adds, a side <= 256
+      CHECK_FALSE(be.routes_to_sgemm(Op::T, tb, 256, 96, 192));    // op(A) = Aᵀ: split C or a matmul
+      CHECK_FALSE(be.routes_to_sgemm(Op::N, tb, 100, 96, 64));     // too small
+      CHECK_FALSE(be.routes_to_sgemm(Op::N, tb, 1024, 1024, 1024));  // large
+      CHECK_FALSE(be.routes_to_sgemm(Op::N, tb, 400, 768, 768));   // no side <= 256 (base224's proj)
+      CHECK(be.split_c_parts(Op::N, tb, 256, 96, 192) == 1);
+      // NaN padding in every ld and a NaN-filled C under beta 0, alpha, beta, unaligned sizes.
+      run_and_check(be, plain(Op::N, tb, 200, 72, 300, 0, 1.0f, 0.0f));
+      run_and_check(be, plain(Op::N, tb, 72, 200, 300, 5, 0.75f, 0.5f));
+      run_and_check(be, plain(Op::N, tb, 211, 213, 97, 3, -2.0f, 1.0f));
+    }
+    CHECK(be.cached_primitives() == 0);  // none of them was a matmul
+
+    // The same call twice gives the same bits; with the route off it is a matmul primitive (or split
+    // C) again, equal within the float tolerance.
+    const Index m = 256, n = 96, k = 192;
+    const std::vector<float> a = smooth_values(m * k, 0.37), b = smooth_values(k * n, 0.11);
+    std::vector<float> c1(std::size_t(m * n), 0.5f), c2 = c1, c3 = c1;
+    be.gemm(Op::N, Op::T, m, n, k, 1.0f, a.data(), k, b.data(), k, 1.0f, c1.data(), n);
+    be.gemm(Op::N, Op::T, m, n, k, 1.0f, a.data(), k, b.data(), k, 1.0f, c2.data(), n);
+    CHECK(c1 == c2);
+    be.set_narrow_sgemm(false);
+    CHECK_FALSE(be.routes_to_sgemm(Op::N, Op::T, m, n, k));
+    be.gemm(Op::N, Op::T, m, n, k, 1.0f, a.data(), k, b.data(), k, 1.0f, c3.data(), n);
+    CHECK(be.cached_primitives() >= 1);
+    const auto [worst, scale] = worst_and_scale(c1, c3);
+    CAPTURE(worst, scale);
+    CHECK(worst <= float(tolerance<float>()) * scale);
+  }
 }
 
 TEST_CASE("OneDnn turns oneDNN failures into mae::Error naming the call, the shape and the status",

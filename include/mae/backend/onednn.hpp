@@ -28,7 +28,7 @@
 //         runs gemm:jit already. dnnl_sgemm takes alpha and beta itself (beta == 0 never reads C)
 //         and mallocs its packing workspace inside every call, as its matmul twin does.
 // Split C: a plain gemm with a side <= 256 and 2^22 to 2^29 multiply-adds (not split in k, not
-//         wide B) runs as one single-threaded primitive per thread over its block of C's rows
+//         through dnnl_sgemm) runs as one single-threaded primitive per thread over its block of C's rows
 //         (m >= n) or columns, each over the whole k: no partial sums, every element summed as by
 //         one thread.
 //         oneDNN's own threading of these mid-size products left a thread waiting: on the 2-core
@@ -36,6 +36,14 @@
 //         split they ran 7-38% faster (tiny32, fmnist28 dW products +26-34%); the larger base224
 //         products gained nothing or lost, hence the bounds. On by default where oneDNN has AVX-512
 //         kernels (split_c_pays), measured on that Zen 4 only.
+// Narrow sgemm: a product of that same narrow mid-size class with op(A) = A (a forward x·Wᵀ or an
+//         input gradient dy·W; split k and split C then take only the weight gradients Aᵀ·B) runs
+//         through dnnl_sgemm (oneDNN's gemm:jit kernels) instead of a brgemm matmul primitive.
+//         On the 2-core AVX-512 Xeon VM of 2026-12-02 (with AMX flags) dnnl_sgemm ran tiny32's and
+//         fmnist28's x·Wᵀ and dy·W products 5-20% faster than the matmul and than split C, and
+//         their Aᵀ·B products no faster; on base224's wider products it won some and lost some,
+//         hence the same bounds as split C. On by default where oneDNN has AVX-512 kernels
+//         (narrow_sgemm_pays).
 //
 // A call on a cached signature re-points the cached dnnl::memory objects (`set_data_handle`) and
 // executes through the C API with a pre-built argument array: this object allocates nothing. oneDNN
@@ -160,6 +168,11 @@ struct OneDnn : CpuKernels {
     return routes_to_sgemm(shape(ta, tb, m, n, k, 1.0f, ta == Op::N ? k : m, tb == Op::N ? n : k, 0.0f, n));
   }
   static constexpr Index kWideB = 2048;
+  // Narrow sgemm (see the top of this file): on by default where oneDNN has AVX-512 kernels; off,
+  // those products are split C (or one matmul primitive) again.
+  void set_narrow_sgemm(bool on) noexcept { narrow_sgemm_ = on; }
+  static bool narrow_sgemm_pays() noexcept { return avx512_kernels(); }
+  bool narrow_sgemm() const noexcept { return narrow_sgemm_; }
   // Split C (see the top of this file): on by default where oneDNN has AVX-512 kernels (split_c_pays);
   // off, an unsplit gemm is one threaded primitive.
   void set_split_c(bool on) noexcept { split_c_ = on; }
@@ -303,7 +316,9 @@ struct OneDnn : CpuKernels {
   }
 
   bool routes_to_sgemm(const detail::DnnlGemmShape& s) const {
-    return wide_b_sgemm_ && !s.batched && s.tb == Op::N && s.n > kWideB;
+    if (s.batched) return false;
+    if (wide_b_sgemm_ && s.tb == Op::N && s.n > kWideB) return true;
+    return narrow_sgemm_ && s.ta == Op::N && narrow_mid_size(s);
   }
   void sgemm(const detail::DnnlGemmShape& s, const float* a, const float* b, float* c) {
     if (!engine_) fail(s, "this OneDnn object was moved from (it has no engine)", __LINE__);  // as for a matmul
@@ -376,17 +391,20 @@ struct OneDnn : CpuKernels {
     return out;
   }
 
-  // Split C is for narrow products (some side <= kSplitCMaxNarrow: every GEMM of tiny32 and fmnist28,
-  // none of base224's) of kSplitCMinMacs to kSplitCMaxMacs multiply-adds whose split side leaves each
-  // thread kSplitCMinSide rows (or columns) or more; never inside a caller's parallel region. Wider
-  // and larger products oneDNN threads well (base224's projections: equal or up to 16% slower split).
-  static constexpr Index kSplitCMinMacs = Index(1) << 22, kSplitCMaxMacs = Index(1) << 29, kSplitCMinSide = 64,
-                         kSplitCMaxNarrow = 256, kSplitCAlign = 16;
-  int split_c_parts(const detail::DnnlGemmShape& s) const {
+  // Narrow mid-size products (some side <= kNarrowMaxSide: every GEMM of tiny32 and fmnist28, none
+  // of base224's) of kNarrowMinMacs to kNarrowMaxMacs multiply-adds: the ones split C and the narrow
+  // sgemm route take. Wider and larger products oneDNN's matmul threads well (base224's projections:
+  // equal or up to 16% slower split).
+  static constexpr Index kNarrowMinMacs = Index(1) << 22, kNarrowMaxMacs = Index(1) << 29, kNarrowMaxSide = 256;
+  static bool narrow_mid_size(const detail::DnnlGemmShape& s) {
     const Index macs = s.m * s.n * s.k, narrow = std::min(s.m, std::min(s.n, s.k));
-    if (!split_c_ || s.batched || omp_in_parallel() || macs < kSplitCMinMacs || macs > kSplitCMaxMacs ||
-        narrow > kSplitCMaxNarrow)
-      return 1;
+    return macs >= kNarrowMinMacs && macs <= kNarrowMaxMacs && narrow <= kNarrowMaxSide;
+  }
+  // Split C takes such a product when its split side leaves each thread kSplitCMinSide rows (or
+  // columns) or more; never inside a caller's parallel region.
+  static constexpr Index kSplitCMinSide = 64, kSplitCAlign = 16;
+  int split_c_parts(const detail::DnnlGemmShape& s) const {
+    if (!split_c_ || s.batched || omp_in_parallel() || !narrow_mid_size(s)) return 1;
     const Index side = s.m >= s.n ? s.m : s.n, threads = omp_get_max_threads(), by_side = side / kSplitCMinSide;
     return int(by_side < threads ? by_side : threads);
   }
@@ -457,6 +475,7 @@ struct OneDnn : CpuKernels {
   bool split_k_ = split_k_pays();
   bool wide_b_sgemm_ = wide_b_sgemm_pays();
   bool split_c_ = split_c_pays();
+  bool narrow_sgemm_ = narrow_sgemm_pays();
 };
 
 }  // namespace mae
