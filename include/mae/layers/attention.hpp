@@ -72,16 +72,18 @@ struct Attention {
     return {s.sub(0, r * 3 * dim), s.sub(r * 3 * dim, np), s.sub(r * 3 * dim + np, keep ? r * dim : 0)};
   }
 
-  // scratch: forward_scratch_elems(n, t) elements, contents irrelevant.
+  // scratch: forward_scratch_elems(n, t) elements, contents irrelevant. With a residual (a matrix of
+  // y's shape), y = attn(x) + residual (added in the pass that adds proj's bias).
   template <class B>
-  void forward(B& be, MatView<const T> x, MatView<T> y, Index n, Index t, AttentionCache<T> c, Span<T> scratch) const {
+  void forward(B& be, MatView<const T> x, MatView<T> y, Index n, Index t, AttentionCache<T> c, Span<T> scratch,
+               MatView<const T> residual = {}) const {
     const bool cached = c.probs.size > 0;
     MAE_ASSERT(cached || scratch.size >= probs_elems(n, t) + n * t * dim, "Attention: forward scratch too small");
     T* p = cached ? c.probs.data : scratch.data;
     T* o = cached ? c.o.data : scratch.data + probs_elems(n, t);
     qkv.forward(be, x, MatView<T>(c.qkv.data, n * t, 3 * dim));
     core(be, n, t, c.qkv.data, p, o);
-    proj.forward(be, MatView<const T>(o, n * t, dim), y);
+    proj.forward(be, MatView<const T>(o, n * t, dim), y, residual);
   }
 
   // scratch: scratch_elems(n, t) elements, contents irrelevant.

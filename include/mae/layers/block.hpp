@@ -61,11 +61,9 @@ struct Block {
     MatView<T> xn(scratch.data, r, dim), x1(c.x1.data, r, dim);
     Span<T> inner = scratch.sub(r * dim, scratch.size - r * dim);
     norm1.forward(be, x, xn, c.ln1);
-    attn.forward(be, MatView<const T>(xn), x1, n, t, c.attn, inner);
-    add_to(be, x.span(), x1.span());
+    attn.forward(be, MatView<const T>(xn), x1, n, t, c.attn, inner, x);       // x1 = x + attn(...)
     norm2.forward(be, MatView<const T>(x1), xn, c.ln2);
-    mlp.forward(be, MatView<const T>(xn), y, c.mlp, inner);
-    add_to(be, Span<const T>(x1.span()), y.span());
+    mlp.forward(be, MatView<const T>(xn), y, c.mlp, inner, MatView<const T>(x1));  // y = x1 + mlp(...)
   }
 
   // dx += d(block)/dx · dy (accumulate false: dx = ..., so the caller needs no zero fill);

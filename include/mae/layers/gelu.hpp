@@ -21,6 +21,22 @@ struct GeluForward {
     y[i] = x[i] * math::normal_cdf(x[i]);
   }
 };
+// h(r, :) += b, then y(r, :) = gelu(h(r, :)): fc1's bias and the GELU in one pass over a row (the
+// same bits as add_row_vector then GeluForward). h and y are contiguous (R, cols) matrices.
+template <class T>
+struct BiasGeluForward {
+  static constexpr bool kWideVectors = true;  // 512-bit vectors where available (CpuKernels)
+  T* h; const T* b; T* y; Index cols;
+  MAE_HOST_DEVICE void operator()(Index r) const {
+    T* hr = h + r * cols;
+    T* yr = y + r * cols;
+    for (Index c = 0; c < cols; ++c) {
+      const T v = hr[c] + b[c];
+      hr[c] = v;
+      yr[c] = v * math::normal_cdf(v);
+    }
+  }
+};
 // Accumulate a template parameter, not a member: a run-time `accumulate ? dx[i] + g : g` is a
 // conditional load to GCC and keeps the loop scalar.
 template <class T, bool Accumulate = true>
@@ -52,6 +68,12 @@ struct Gelu {
   template <class B>
   void forward(B& be, Span<const T> x, Span<T> y) const {
     be.parallel_for(x.size, kernels::GeluForward<T>{x.data, y.data}, 16);
+  }
+  // x := x + b row by row (x: rows of b's length `cols`), then y = gelu(x).
+  template <class B>
+  void forward_with_bias(B& be, Span<T> x, const T* b, Index cols, Span<T> y) const {
+    MAE_ASSERT(x.size == y.size && cols > 0 && x.size % cols == 0, "Gelu: bias does not tile the input");
+    be.parallel_for(x.size / cols, kernels::BiasGeluForward<T>{x.data, b, y.data, cols}, 16 * cols);
   }
   // accumulate false: dx is overwritten instead of added to.
   template <class B>

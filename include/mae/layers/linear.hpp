@@ -13,11 +13,19 @@ struct Linear {
   Index in = 0, out = 0;
   Param<T> weight, bias;  // (out, in), (out); bias.value may be null (no bias)
 
+  // With a residual (a matrix of y's shape): y = (x · Wᵀ + b) + residual, the bias and the residual
+  // added in one pass.
   template <class B>
-  void forward(B& be, MatView<const T> x, MatView<T> y) const {
+  void forward(B& be, MatView<const T> x, MatView<T> y, MatView<const T> residual = {}) const {
+    forward_product(be, x, y);
+    if (residual.data) add_row_vector_and_residual(be, y, static_cast<const T*>(bias.value), residual);
+    else if (bias.value) add_row_vector(be, y, bias.value);
+  }
+  // y = x · Wᵀ alone, for callers that add the bias in a pass of their own (Mlp: bias + GELU).
+  template <class B>
+  void forward_product(B& be, MatView<const T> x, MatView<T> y) const {
     MAE_ASSERT(x.cols == in && y.cols == out && x.rows == y.rows, "Linear: shape mismatch");
     be.gemm(Op::N, Op::T, x.rows, out, in, T(1), x.data, x.ld, weight.value, in, T(0), y.data, y.ld);
-    if (bias.value) add_row_vector(be, y, bias.value);
   }
 
   template <class B>

@@ -23,14 +23,22 @@ struct Mlp {
   Index scratch_elems(Index rows) const { return 2 * rows * hidden; }
   MlpCache<T> make_cache(Span<T> s, Index rows) const { return {s.sub(0, rows * hidden)}; }
 
-  // scratch: forward_scratch_elems(rows) elements, contents irrelevant.
+  // scratch: forward_scratch_elems(rows) elements, contents irrelevant. With a residual (a matrix
+  // of y's shape), y = mlp(x) + residual: fc2's bias and the residual are added in one pass, as
+  // fc1's bias and the GELU are.
   template <class B>
-  void forward(B& be, MatView<const T> x, MatView<T> y, MlpCache<T> c, Span<T> scratch) const {
+  void forward(B& be, MatView<const T> x, MatView<T> y, MlpCache<T> c, Span<T> scratch,
+               MatView<const T> residual = {}) const {
     const Index r = x.rows;
     Span<T> a = scratch.sub(0, r * hidden);
-    fc1.forward(be, x, MatView<T>(c.h.data, r, hidden));
-    Gelu<T>{}.forward(be, Span<const T>(c.h), a);
-    fc2.forward(be, MatView<const T>(a.data, r, hidden), y);
+    if (fc1.bias.value) {
+      fc1.forward_product(be, x, MatView<T>(c.h.data, r, hidden));
+      Gelu<T>{}.forward_with_bias(be, c.h, fc1.bias.value, hidden, a);
+    } else {
+      fc1.forward(be, x, MatView<T>(c.h.data, r, hidden));
+      Gelu<T>{}.forward(be, Span<const T>(c.h), a);
+    }
+    fc2.forward(be, MatView<const T>(a.data, r, hidden), y, residual);
   }
 
   // dx += (or, with accumulate false, =) d(mlp)/dx · dy. scratch: scratch_elems(rows) elements,

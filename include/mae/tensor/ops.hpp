@@ -29,6 +29,20 @@ struct AddRowVector {  // y(r, :) += v for a (rows, cols) matrix with leading di
     for (Index c = 0; c < cols; ++c) yr[c] += v[c];
   }
 };
+// y(r, :) = (y(r, :) + v) + x(r, :): a Linear's bias and the residual stream added in one pass, the
+// same two roundings as add_row_vector then add_to. v may be null (no bias). One row per call.
+template <class T>
+struct AddRowVectorAndResidual {
+  T* y; Index cols, ld; const T* v; const T* x; Index x_ld;
+  MAE_HOST_DEVICE void operator()(Index r) const {
+    T* yr = y + r * ld;
+    const T* xr = x + r * x_ld;
+    if (v)
+      for (Index c = 0; c < cols; ++c) yr[c] = (yr[c] + v[c]) + xr[c];
+    else
+      for (Index c = 0; c < cols; ++c) yr[c] += xr[c];
+  }
+};
 // Column reductions walk kColumnChunk adjacent columns per call, so each row read is one
 // contiguous run (a column at a time would stride through memory). Sums run over rows in order:
 // deterministic.
@@ -76,6 +90,12 @@ void copy(B& be, Span<const T> x, Span<T> y) {
 template <class B, class T>
 void add_row_vector(B& be, MatView<T> y, const T* v) {
   be.parallel_for(y.rows, kernels::AddRowVector<T>{y.data, y.cols, y.ld, v}, y.cols);
+}
+// y = (y + v) + x row by row (v: a row vector, may be null; x: a matrix of y's shape).
+template <class B, class T>
+void add_row_vector_and_residual(B& be, MatView<T> y, const T* v, MatView<const T> x) {
+  MAE_ASSERT(x.rows == y.rows && x.cols == y.cols, "add_row_vector_and_residual: shapes differ");
+  be.parallel_for(y.rows, kernels::AddRowVectorAndResidual<T>{y.data, y.cols, y.ld, v, x.data, x.ld}, 2 * y.cols);
 }
 template <class B, class T>
 void add_column_sums(B& be, MatView<const T> x, T* out) {
