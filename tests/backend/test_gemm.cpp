@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <new>
 #include <random>
@@ -296,6 +298,31 @@ TEMPLATE_TEST_CASE("a too-small leading dimension throws mae::Error", "[backend]
                                   Stride2{60, 30}, T(0), c.data(), 6, Stride2{48, 24}, Batch2{1, 2}),
                   mae::Error);
   CHECK_NOTHROW(be.gemm(Op::N, Op::N, 4, 6, 5, T(1), a.data(), 5, b.data(), 6, T(0), c.data(), 6));
+}
+
+TEST_CASE("CPU backends align buffers to 64 bytes, and buffers of 4 MiB or more to 2 MiB huge pages",
+          "[backend][memory]") {
+  mae::CpuEigen be;
+  CHECK(be.allocate(0) == nullptr);
+  const std::size_t huge = mae::CpuKernels::kHugePage;
+  for (std::size_t bytes : {std::size_t(1), std::size_t(100), huge, 2 * huge - 4, 2 * huge, 5 * huge + 12}) {
+    CAPTURE(bytes);
+    const std::size_t align = bytes >= 2 * huge ? huge : 64;
+    CHECK(mae::CpuKernels::allocation_alignment(bytes) == align);
+    auto* p = static_cast<unsigned char*>(be.allocate(bytes));
+    REQUIRE(p != nullptr);
+    CHECK(reinterpret_cast<std::uintptr_t>(p) % align == 0);
+    std::memset(p, 0xab, bytes);  // the whole buffer is usable
+    CHECK(int(p[0]) == 0xab);
+    CHECK(int(p[bytes - 1]) == 0xab);
+    be.deallocate(p);
+  }
+#if MAE_HAVE_ONEDNN
+  mae::OneDnn dnnl;  // every CPU backend allocates through CpuKernels
+  void* p = dnnl.allocate(3 * huge);
+  CHECK(reinterpret_cast<std::uintptr_t>(p) % huge == 0);
+  dnnl.deallocate(p);
+#endif
 }
 
 TEMPLATE_TEST_CASE("a repeated call builds nothing and allocates nothing per call; a new shape still works",

@@ -7,6 +7,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "mae/backend/policy.hpp"
 
@@ -55,10 +58,24 @@ inline constexpr Index kParallelGrain = 16384;
 struct CpuKernels {
   using memory_space = HostMemory;
 
+  // Buffers of kHugePageMin bytes or more (a model's parameters, moments, activations, scratch)
+  // start on a 2 MiB boundary, are a whole number of 2 MiB pages long and are offered to the
+  // kernel's transparent huge pages (madvise: in THP's "madvise" mode, as on the machines measured
+  // here, only such regions get them). Every kernel of a step streams through megabytes of them,
+  // and 4 KiB pages cost a TLB miss every 1024 floats per stream: on the 2-core AVX-512 Xeon of
+  // 2026-12-03, tiny32 and fmnist28 train steps ran 2-3.4% faster (base224 within noise), peak RSS
+  // unchanged. Smaller buffers are 64-byte aligned. Advice only: without THP nothing changes.
+  static constexpr std::size_t kHugePage = std::size_t(2) << 20, kHugePageMin = 2 * kHugePage;
+  static constexpr std::size_t allocation_alignment(std::size_t bytes) noexcept {
+    return bytes >= kHugePageMin ? kHugePage : 64;
+  }
   void* allocate(std::size_t bytes) {
-    const std::size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = rounded ? std::aligned_alloc(64, rounded) : nullptr;
+    const std::size_t align = allocation_alignment(bytes), rounded = (bytes + align - 1) / align * align;
+    void* p = rounded ? std::aligned_alloc(align, rounded) : nullptr;
     MAE_CHECK(p || !rounded, "CPU backend: cannot allocate ", bytes, " bytes");
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (align == kHugePage) ::madvise(p, rounded, MADV_HUGEPAGE);  // refused advice is harmless
+#endif
     return p;
   }
   void deallocate(void* p) noexcept { std::free(p); }
