@@ -13,10 +13,10 @@
 // output keeps the work observable. Products that OneDnn can split over k (the dW rows) get a second
 // row: "nosplit" (one threaded oneDNN primitive) where splitting is on by default, "split" where
 // it is off (CPUs with AVX-512, see OneDnn::split_k_pays). Products with a wide row-major B (n >
-// OneDnn::kWideB, base224's fc2) or narrow mid-size ones with op(A) = A (tiny32's and fmnist28's
-// x·Wᵀ and dy·W) likewise: "matmul" (a matmul primitive, or split C) where OneDnn runs them through
-// dnnl_sgemm by default (AVX-512: OneDnn::wide_b_sgemm_pays, narrow_sgemm_pays), "sgemm" where it
-// does not.
+// OneDnn::kWideB, base224's fc2), narrow mid-size ones with op(A) = A (tiny32's and fmnist28's
+// x·Wᵀ and dy·W) and other dy·W products likewise: "matmul" (a matmul primitive, or split C) where
+// OneDnn runs them through dnnl_sgemm by default (AVX-512: OneDnn::wide_b_sgemm_pays,
+// narrow_sgemm_pays, nn_sgemm_pays), "sgemm" where it does not.
 //
 // Usage: bench_gemm [--json] [--budget SECONDS_PER_ROW] [--filter SUBSTRING]
 //   --json  one JSON object per row (backend, op, m, n, k, batch, median_ms, gflops, pct_peak),
@@ -289,15 +289,18 @@ int main(int argc, char** argv) {
         fast.set_split_k(!by_default);
         if (splits) out.row(by_default ? "nosplit" : "split", s, measure(fast, s, budget));
         fast.set_split_k(by_default);
-        // dnnl_sgemm (wide B, narrow op(A) = A) or not, whichever the default is not; the two
-        // routes share a default (on where oneDNN has AVX-512) and are toggled together.
-        const bool wide_default = fast.wide_b_sgemm(), narrow_default = fast.narrow_sgemm();
-        const auto set_routes = [&](bool on) { fast.set_wide_b_sgemm(on), fast.set_narrow_sgemm(on); };
+        // dnnl_sgemm (wide B, narrow op(A) = A, NN) or not, whichever the default is not; the
+        // three routes share a default (on where oneDNN has AVX-512) and are toggled together.
+        const bool wide_default = fast.wide_b_sgemm(), narrow_default = fast.narrow_sgemm(),
+                   nn_default = fast.nn_sgemm();
+        const auto set_routes = [&](bool on) {
+          fast.set_wide_b_sgemm(on), fast.set_narrow_sgemm(on), fast.set_nn_sgemm(on);
+        };
         set_routes(true);
         const bool routes = one && !(by_default && splits) && fast.routes_to_sgemm(s.ta, s.tb, s.m, s.n, s.k);
         set_routes(!wide_default);
         if (routes) out.row(wide_default ? "matmul" : "sgemm", s, measure(fast, s, budget));
-        fast.set_wide_b_sgemm(wide_default), fast.set_narrow_sgemm(narrow_default);
+        fast.set_wide_b_sgemm(wide_default), fast.set_narrow_sgemm(narrow_default), fast.set_nn_sgemm(nn_default);
         const bool c_default = fast.split_c();
         fast.set_split_c(true);
         const bool cuts = one && fast.split_c_parts(s.ta, s.tb, s.m, s.n, s.k) > 1;

@@ -538,6 +538,7 @@ TEST_CASE("OneDnn cuts a mid-size gemm's C into a block of rows or columns per t
     be.set_split_k(false);
     be.set_wide_b_sgemm(false);
     be.set_narrow_sgemm(false);
+    be.set_nn_sgemm(false);
     CHECK(be.split_c_parts(Op::N, Op::T, 256, 96, 192) == threads);  // 4.7 M multiply-adds
     CHECK(be.split_c_parts(Op::T, Op::N, 96, 256, 192) == threads);  // columns when n > m
     CHECK(be.split_c_parts(Op::N, Op::N, 100, 96, 64) == 1);         // too small to pay
@@ -557,6 +558,10 @@ TEST_CASE("OneDnn cuts a mid-size gemm's C into a block of rows or columns per t
     CHECK(be.split_c_parts(Op::N, Op::T, 256, 96, 192) == 1);
     CHECK(be.split_c_parts(Op::T, Op::N, 96, 256, 192) == threads);
     be.set_narrow_sgemm(false);
+    be.set_nn_sgemm(true);  // and the NN-sgemm route
+    CHECK(be.split_c_parts(Op::N, Op::N, 256, 96, 600) == 1);
+    CHECK(be.split_c_parts(Op::N, Op::T, 256, 96, 600) == threads);
+    be.set_nn_sgemm(false);
     for (Op ta : kOps)
       for (Op tb : kOps) {
         // Rows (m >= n) and columns, part boundaries on and off multiples of 16, NaN padding, alpha, beta.
@@ -625,6 +630,27 @@ TEST_CASE("OneDnn runs a gemm with a wide row-major B (op(B) = B, n > kWideB) th
                         Catch::Contains("moved from"));
 }
 
+// For a product (op(A) = A, op(B) = tb) that `be` sends through dnnl_sgemm: the same call twice
+// gives the same bits; after `route_off` it is a matmul primitive (or split C) again, equal within
+// the float tolerance.
+template <class Off>
+void check_sgemm_route_off(mae::OneDnn& be, Op tb, Index m, Index n, Index k, Off route_off) {
+  REQUIRE(be.routes_to_sgemm(Op::N, tb, m, n, k));
+  const Index ldb = tb == Op::N ? n : k;
+  const std::vector<float> a = smooth_values(m * k, 0.37), b = smooth_values(k * n, 0.11);
+  std::vector<float> c1(std::size_t(m * n), 0.5f), c2 = c1, c3 = c1;
+  be.gemm(Op::N, tb, m, n, k, 1.0f, a.data(), k, b.data(), ldb, 1.0f, c1.data(), n);
+  be.gemm(Op::N, tb, m, n, k, 1.0f, a.data(), k, b.data(), ldb, 1.0f, c2.data(), n);
+  CHECK(c1 == c2);
+  route_off();
+  CHECK_FALSE(be.routes_to_sgemm(Op::N, tb, m, n, k));
+  be.gemm(Op::N, tb, m, n, k, 1.0f, a.data(), k, b.data(), ldb, 1.0f, c3.data(), n);
+  CHECK(be.cached_primitives() >= 1);
+  const auto [worst, scale] = worst_and_scale(c1, c3);
+  CAPTURE(worst, scale);
+  CHECK(worst <= float(tolerance<float>()) * scale);
+}
+
 TEST_CASE("OneDnn runs a narrow mid-size gemm with op(A) = A through dnnl_sgemm, with the same numbers",
           "[backend][onednn]") {
   for (int threads : {1, 2}) {
@@ -634,6 +660,7 @@ TEST_CASE("OneDnn runs a narrow mid-size gemm with op(A) = A through dnnl_sgemm,
     CHECK(be.narrow_sgemm() == mae::OneDnn::narrow_sgemm_pays());  // the default depends on the CPU ...
     be.set_narrow_sgemm(true);                                     // ... so force it to test the path
     be.set_wide_b_sgemm(false);
+    be.set_nn_sgemm(false);
     be.set_split_c(true);
     for (Op tb : kOps) {
       CHECK(be.routes_to_sgemm(Op::N, tb, 256, 96, 192));          // 4.7 M multiply-adds, a side <= 256
@@ -649,21 +676,35 @@ TEST_CASE("OneDnn runs a narrow mid-size gemm with op(A) = A through dnnl_sgemm,
     }
     CHECK(be.cached_primitives() == 0);  // none of them was a matmul
 
-    // The same call twice gives the same bits; with the route off it is a matmul primitive (or split
-    // C) again, equal within the float tolerance.
-    const Index m = 256, n = 96, k = 192;
-    const std::vector<float> a = smooth_values(m * k, 0.37), b = smooth_values(k * n, 0.11);
-    std::vector<float> c1(std::size_t(m * n), 0.5f), c2 = c1, c3 = c1;
-    be.gemm(Op::N, Op::T, m, n, k, 1.0f, a.data(), k, b.data(), k, 1.0f, c1.data(), n);
-    be.gemm(Op::N, Op::T, m, n, k, 1.0f, a.data(), k, b.data(), k, 1.0f, c2.data(), n);
-    CHECK(c1 == c2);
+    check_sgemm_route_off(be, Op::T, 256, 96, 192, [&] { be.set_narrow_sgemm(false); });
+  }
+}
+
+TEST_CASE("OneDnn runs a dy·W gemm (op(A) = A, op(B) = B) of any size past the minimum through dnnl_sgemm",
+          "[backend][onednn]") {
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    const ThreadCount scoped(threads);
+    mae::OneDnn be;
+    CHECK(be.nn_sgemm() == mae::OneDnn::nn_sgemm_pays());  // the default depends on the CPU ...
+    be.set_nn_sgemm(true);                                 // ... so force it to test the path
     be.set_narrow_sgemm(false);
-    CHECK_FALSE(be.routes_to_sgemm(Op::N, Op::T, m, n, k));
-    be.gemm(Op::N, Op::T, m, n, k, 1.0f, a.data(), k, b.data(), k, 1.0f, c3.data(), n);
-    CHECK(be.cached_primitives() >= 1);
-    const auto [worst, scale] = worst_and_scale(c1, c3);
-    CAPTURE(worst, scale);
-    CHECK(worst <= float(tolerance<float>()) * scale);
+    be.set_wide_b_sgemm(false);
+    be.set_split_c(true);
+    CHECK(be.routes_to_sgemm(Op::N, Op::N, 300, 300, 300));        // 27 M multiply-adds, no side <= 256
+    CHECK(be.routes_to_sgemm(Op::N, Op::N, 400, 768, 2304));       // base224's qkv dx
+    CHECK(be.routes_to_sgemm(Op::N, Op::N, 256, 96, 192));         // also the narrow ones
+    CHECK_FALSE(be.routes_to_sgemm(Op::N, Op::N, 100, 96, 64));    // below kSgemmMinMacs
+    CHECK_FALSE(be.routes_to_sgemm(Op::N, Op::T, 300, 300, 300));  // x·Wᵀ: a matmul primitive
+    CHECK_FALSE(be.routes_to_sgemm(Op::T, Op::N, 300, 300, 300));  // Aᵀ·B: a matmul primitive
+    CHECK_FALSE(be.routes_to_sgemm(Op::T, Op::T, 300, 300, 300));
+    // NaN padding in every ld and a NaN-filled C under beta 0, alpha, beta, unaligned sizes.
+    run_and_check(be, plain(Op::N, Op::N, 300, 290, 310, 0, 1.0f, 0.0f));
+    run_and_check(be, plain(Op::N, Op::N, 257, 301, 263, 5, 0.75f, 0.5f));
+    run_and_check(be, plain(Op::N, Op::N, 311, 270, 97, 3, -2.0f, 1.0f));
+    CHECK(be.cached_primitives() == 0);  // none of them was a matmul
+
+    check_sgemm_route_off(be, Op::N, 300, 280, 320, [&] { be.set_nn_sgemm(false); });
   }
 }
 

@@ -44,6 +44,13 @@
 //         their Aᵀ·B products no faster; on base224's wider products it won some and lost some,
 //         hence the same bounds as split C. On by default where oneDNN has AVX-512 kernels
 //         (narrow_sgemm_pays).
+// NN sgemm: every other plain gemm with op(A) = A and op(B) = B (an input gradient dy·W) of
+//         kSgemmMinMacs multiply-adds or more runs through dnnl_sgemm too. On the 2-core AVX-512
+//         Xeon VM of 2026-12-03 dnnl_sgemm ran all of base224's dy·W products 5-23% faster than the
+//         matmul primitive (encoder qkv 1.15×, fc1 1.16-1.23×, decoder 1.06-1.10×, two runs of a
+//         harness), while its x·Wᵀ products were within ±5% except those with k >= 2048 (0.85-0.95×)
+//         and its Aᵀ·B products won with k = 400 and lost with k = 1576 (0.81-0.99×): those two stay
+//         matmul primitives. On by default where oneDNN has AVX-512 kernels (nn_sgemm_pays).
 //
 // A call on a cached signature re-points the cached dnnl::memory objects (`set_data_handle`) and
 // executes through the C API with a pre-built argument array: this object allocates nothing. oneDNN
@@ -173,6 +180,11 @@ struct OneDnn : CpuKernels {
   void set_narrow_sgemm(bool on) noexcept { narrow_sgemm_ = on; }
   static bool narrow_sgemm_pays() noexcept { return avx512_kernels(); }
   bool narrow_sgemm() const noexcept { return narrow_sgemm_; }
+  // NN sgemm (see the top of this file): on by default where oneDNN has AVX-512 kernels.
+  void set_nn_sgemm(bool on) noexcept { nn_sgemm_ = on; }
+  static bool nn_sgemm_pays() noexcept { return avx512_kernels(); }
+  bool nn_sgemm() const noexcept { return nn_sgemm_; }
+  static constexpr Index kSgemmMinMacs = Index(1) << 22;
   // Split C (see the top of this file): on by default where oneDNN has AVX-512 kernels (split_c_pays);
   // off, an unsplit gemm is one threaded primitive.
   void set_split_c(bool on) noexcept { split_c_ = on; }
@@ -318,6 +330,7 @@ struct OneDnn : CpuKernels {
   bool routes_to_sgemm(const detail::DnnlGemmShape& s) const {
     if (s.batched) return false;
     if (wide_b_sgemm_ && s.tb == Op::N && s.n > kWideB) return true;
+    if (nn_sgemm_ && s.ta == Op::N && s.tb == Op::N && s.m * s.n * s.k >= kSgemmMinMacs) return true;
     return narrow_sgemm_ && s.ta == Op::N && narrow_mid_size(s);
   }
   void sgemm(const detail::DnnlGemmShape& s, const float* a, const float* b, float* c) {
@@ -476,6 +489,7 @@ struct OneDnn : CpuKernels {
   bool wide_b_sgemm_ = wide_b_sgemm_pays();
   bool split_c_ = split_c_pays();
   bool narrow_sgemm_ = narrow_sgemm_pays();
+  bool nn_sgemm_ = nn_sgemm_pays();
 };
 
 }  // namespace mae
