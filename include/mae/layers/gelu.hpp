@@ -69,9 +69,11 @@ struct Gelu {
   void forward(B& be, Span<const T> x, Span<T> y) const {
     be.parallel_for(x.size, kernels::GeluForward<T>{x.data, y.data}, 16);
   }
-  // x := x + b row by row (x: rows of b's length `cols`), then y = gelu(x).
+  // x := x + b row by row (x: rows of b's length `cols`), then y = gelu(x). b may be null (a
+  // Linear without bias): then only y = gelu(x).
   template <class B>
   void forward_with_bias(B& be, Span<T> x, const T* b, Index cols, Span<T> y) const {
+    if (!b) return forward(be, Span<const T>(x), y);
     MAE_ASSERT(x.size == y.size && cols > 0 && x.size % cols == 0, "Gelu: bias does not tile the input");
     be.parallel_for(x.size / cols, kernels::BiasGeluForward<T>{x.data, b, y.data, cols}, 16 * cols);
   }

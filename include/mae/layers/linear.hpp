@@ -18,7 +18,7 @@ struct Linear {
   template <class B>
   void forward(B& be, MatView<const T> x, MatView<T> y, MatView<const T> residual = {}) const {
     forward_product(be, x, y);
-    if (residual.data) add_row_vector_and_residual(be, y, static_cast<const T*>(bias.value), residual);
+    if (residual.data) add_row_vector_and_residual(be, y, bias.value, residual);
     else if (bias.value) add_row_vector(be, y, bias.value);
   }
   // y = x · Wᵀ alone, for callers that add the bias in a pass of their own (Mlp: bias + GELU).

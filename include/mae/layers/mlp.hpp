@@ -31,13 +31,8 @@ struct Mlp {
                MatView<const T> residual = {}) const {
     const Index r = x.rows;
     Span<T> a = scratch.sub(0, r * hidden);
-    if (fc1.bias.value) {
-      fc1.forward_product(be, x, MatView<T>(c.h.data, r, hidden));
-      Gelu<T>{}.forward_with_bias(be, c.h, fc1.bias.value, hidden, a);
-    } else {
-      fc1.forward(be, x, MatView<T>(c.h.data, r, hidden));
-      Gelu<T>{}.forward(be, Span<const T>(c.h), a);
-    }
+    fc1.forward_product(be, x, MatView<T>(c.h.data, r, hidden));
+    Gelu<T>{}.forward_with_bias(be, c.h, fc1.bias.value, hidden, a);
     fc2.forward(be, MatView<const T>(a.data, r, hidden), y, residual);
   }
 
