@@ -8,9 +8,12 @@
    every pytorch_mae.py process torch.mm at the same sizes, same thread count; each side's peak is the fastest call of
    the whole run (a busy machine lowers the peak only when it is busy the whole time).
 3. For each config and mode: bench_step, then pytorch_mae.py, then (--rounds 2, the default) PyTorch
-   again and bench_step again; each side keeps its lower median. PyTorch runs with
-   OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from its environment: this machine sets
-   OPENBLAS_CORETYPE=Haswell, which halves OpenBLAS's sgemm here; unset, OpenBLAS picks its best kernel.
+   again and bench_step again; each side keeps its lower median. PyTorch runs with its best OpenBLAS
+   kernel (--openblas-coretype, default auto): the environment sets OPENBLAS_CORETYPE=Haswell, which
+   halves OpenBLAS's sgemm on an AVX-512 CPU, and with it unset OpenBLAS 0.3.21 takes a CPU it does not
+   know (the Xeon of model 207, say) for a Prescott and runs at a fifth of its speed. auto times
+   torch.mm with OPENBLAS_CORETYPE unset and set to each kernel the CPU's flags allow (SkylakeX,
+   Cooperlake, Haswell, Zen) and keeps the fastest; OPENBLAS_L2_SIZE is always removed.
 4. Prints the table (ours / PyTorch time ratios, < 1 means mae.cpp is faster) and the asymmetric-
    encoder speedups; --markdown FILE writes it as Markdown, --update-readme replaces the results
    section of benchmarks/README.md.
@@ -22,7 +25,8 @@ auto picks unset when, measured over 1 s at the start (/proc/stat), at least --t
 idle, passive otherwise (the load average would still count the previous benchmark for a minute).
 
 Usage: compare.py --build-dir DIR [--config a,b] [--mode a,b] [--threads 2] [--budget S] [--min-reps N]
-                  [--rounds 2] [--wait-policy auto|passive|active|unset] [--fixtures DIR] [--skip-check]
+                  [--rounds 2] [--wait-policy auto|passive|active|unset] [--openblas-coretype auto|unset|NAME]
+                  [--fixtures DIR] [--skip-check]
                   [--markdown FILE] [--update-readme] [--json-out FILE]
 Normally run through run_all.sh, which builds first.
 """
@@ -40,6 +44,7 @@ PYTHON = "/usr/bin/python3"
 CONFIGS = ["tiny32", "fmnist28", "base224"]
 MODES = ["train", "train_nomask", "infer"]
 TORCH_ENV_DROP = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"]
+OPENBLAS_CORETYPE = None  # the peer's OPENBLAS_CORETYPE (None: unset), chosen in main()
 
 
 def log(msg):
@@ -62,7 +67,38 @@ def torch_env():
     env = ours_env()
     for k in TORCH_ENV_DROP:
         env.pop(k, None)
+    if OPENBLAS_CORETYPE:
+        env["OPENBLAS_CORETYPE"] = OPENBLAS_CORETYPE
     return env
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def coretype_candidates():
+    """OpenBLAS kernels this CPU can run, best first; None stands for OPENBLAS_CORETYPE unset."""
+    flags, vendor = cpu_flags(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            vendor = next((l.split(":", 1)[1].strip() for l in f if l.startswith("vendor_id")), "")
+    except OSError:
+        pass
+    out = [None]
+    if "avx512f" in flags and "avx512bw" in flags and "avx512vl" in flags:
+        if "avx512_bf16" in flags:
+            out.append("Cooperlake")
+        out.append("SkylakeX")
+    if "avx2" in flags and "fma" in flags:
+        out.append("Zen" if vendor == "AuthenticAMD" else "Haswell")
+    return out
 
 
 def run_json(cmd, env=None):
@@ -144,6 +180,9 @@ def main():
                     help="OMP_WAIT_POLICY for both sides; unset: the OpenMP runtime's default (spin, then "
                          "sleep), fastest when idle; passive: robust when the machine is busy; auto (default): "
                          "unset if at least threads - 0.5 CPUs are idle over 1 s at the start, else passive")
+    ap.add_argument("--openblas-coretype", default="auto", metavar="auto|unset|NAME",
+                    help="the peer's OPENBLAS_CORETYPE: auto (default) times torch.mm unset and with each kernel "
+                         "the CPU's flags allow and keeps the fastest; unset; or a core name (SkylakeX, ...)")
     ap.add_argument("--fixtures", default=os.environ.get("MAE_FIXTURES",
                                                          os.path.join(REPO, "..", "shared", "fixtures")))
     ap.add_argument("--skip-check", action="store_true", help="skip the PyTorch fixture check")
@@ -159,6 +198,8 @@ def main():
         WAIT_POLICY = "unset" if idle is None or idle >= args.threads - 0.5 else "passive"
         wait_note = " (auto: %s CPUs idle at the start)" % ("?" if idle is None else f"{idle:.1f}")
     log(f"compare: OMP_WAIT_POLICY {WAIT_POLICY}{wait_note} for both sides")
+    global OPENBLAS_CORETYPE
+    OPENBLAS_CORETYPE = None if args.openblas_coretype in ("auto", "unset") else args.openblas_coretype
 
     configs = [c for c in args.config.split(",") if c]
     modes = [m for m in args.mode.split(",") if m]
@@ -198,9 +239,25 @@ def main():
     peaks = {"ours": [], "torch": []}
     ours_peak_line = [l for l in run_json([bench_step, "--peak-only"] + common, env=ours_env())
                       if l.get("kind") == "peak"][0]
-    torch_peak_line = [l for l in run_json([PYTHON, peer, "--peak-only"] + common, env=torch_env())
-                       if l.get("kind") == "peak"][0]
-    all_lines += [ours_peak_line, torch_peak_line]
+    coretype_note = ""
+    if args.openblas_coretype == "auto":
+        tried = []
+        for ct in coretype_candidates():
+            OPENBLAS_CORETYPE = ct
+            line = [l for l in run_json([PYTHON, peer, "--peak-only"] + common, env=torch_env())
+                    if l.get("kind") == "peak"][0]
+            all_lines.append(line)
+            tried.append((line["gflops"], ct, line))
+            log(f"      PyTorch, OPENBLAS_CORETYPE {ct or 'unset'}: {line['gflops']:.1f} GFLOP/s")
+        best = max(tried, key=lambda t: t[0])
+        OPENBLAS_CORETYPE, torch_peak_line = best[1], best[2]
+        coretype_note = " (auto, torch.mm peak: " + ", ".join(
+            f"{ct or 'unset'} {g:.0f}" for g, ct, _ in tried) + " GFLOP/s)"
+    else:
+        torch_peak_line = [l for l in run_json([PYTHON, peer, "--peak-only"] + common, env=torch_env())
+                           if l.get("kind") == "peak"][0]
+    log(f"compare: PyTorch runs with OPENBLAS_CORETYPE {OPENBLAS_CORETYPE or 'unset'}{coretype_note}")
+    all_lines += [ours_peak_line] + ([] if coretype_note else [torch_peak_line])
     peaks["ours"].append(ours_peak_line["gflops"])
     peaks["torch"].append(torch_peak_line["gflops"])
     log(f"      mae.cpp ({ours_peak_line['backend']}) {peaks['ours'][0]:.1f} GFLOP/s, "
@@ -267,8 +324,9 @@ def main():
         f"load average {load_before} before / {load_after} after, {minutes:.1f} min; OMP_WAIT_POLICY "
         f"{WAIT_POLICY}{wait_note} for both sides.",
         f"mae.cpp: backend {ours_peak_line['backend']}; GEMM peak {ours_peak:.1f} GFLOP/s (fastest 2048^3 or 3072^3 sgemm of the run). "
-        f"PyTorch: {torch_peak_line['backend'].replace('OPENBLAS_CORETYPE unset', 'OpenBLAS')} with OPENBLAS_CORETYPE "
-        f"and OPENBLAS_L2_SIZE unset (this machine sets OPENBLAS_CORETYPE=Haswell); GEMM peak {torch_peak:.1f} GFLOP/s "
+        f"PyTorch: {torch_peak_line['backend'].split(',')[0]}, OpenBLAS with OPENBLAS_CORETYPE "
+        f"{OPENBLAS_CORETYPE or 'unset'}{coretype_note} and OPENBLAS_L2_SIZE unset (this machine sets "
+        f"OPENBLAS_CORETYPE=Haswell); GEMM peak {torch_peak:.1f} GFLOP/s "
         f"(fastest torch.mm 2048^3 or 3072^3 of the run). Each side's % peak is of its own peak.",
         "ms: median step time (>= %d measured steps after 1 warm-up, %g s budget%s); ours/PyTorch < 1: mae.cpp "
         "faster. GFLOP/s: GEMM FLOPs of the model step (2mnk, counted from the config, the same count for both) per "

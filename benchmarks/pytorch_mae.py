@@ -24,7 +24,9 @@ official two groups (no decay for biases and 1-D tensors). Inference = forward_f
 torch.inference_mode(). torch.set_num_threads(--threads, default 2).
 
 Run it with Debian's interpreter: /usr/bin/python3 (python3-torch, python3-numpy). For PyTorch's
-best GEMM speed here, unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (run_all.sh does).
+best GEMM speed here, unset OPENBLAS_L2_SIZE and set OPENBLAS_CORETYPE to the fastest kernel the CPU
+runs (this machine sets Haswell; unset, OpenBLAS 0.3.21 runs an unknown CPU as a Prescott): compare.py
+tries each and keeps the fastest torch.mm.
 """
 import argparse
 import json
