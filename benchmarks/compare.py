@@ -7,8 +7,8 @@
 2. GEMM peaks: every bench_step process times 2048^3 and 3072^3 sgemms through mae's default backend,
    every pytorch_mae.py process torch.mm at the same sizes, same thread count; each side's peak is the fastest call of
    the whole run (a busy machine lowers the peak only when it is busy the whole time).
-3. For each config and mode: bench_step, then pytorch_mae.py, then (--rounds 2, the default) PyTorch
-   again and bench_step again; each side keeps its lower median. PyTorch runs with its best OpenBLAS
+3. For each config and mode: bench_step, then pytorch_mae.py, then PyTorch again and bench_step
+   again, and so on for --rounds alternations (3, the default); each side keeps its lowest median. PyTorch runs with its best OpenBLAS
    kernel (--openblas-coretype, default auto): the environment sets OPENBLAS_CORETYPE=Haswell, which
    halves OpenBLAS's sgemm on an AVX-512 CPU, and with it unset OpenBLAS 0.3.21 takes a CPU it does not
    know (the Xeon of model 207, say) for a Prescott and runs at a fifth of its speed. auto times
@@ -25,7 +25,7 @@ auto picks unset when, measured over 1 s at the start (/proc/stat), at least --t
 idle, passive otherwise (the load average would still count the previous benchmark for a minute).
 
 Usage: compare.py --build-dir DIR [--config a,b] [--mode a,b] [--threads 2] [--budget S] [--min-reps N]
-                  [--rounds 2] [--wait-policy auto|passive|active|unset] [--openblas-coretype auto|unset|NAME]
+                  [--rounds 3] [--wait-policy auto|passive|active|unset] [--openblas-coretype auto|unset|NAME]
                   [--fixtures DIR] [--skip-check]
                   [--markdown FILE] [--update-readme] [--json-out FILE]
 Normally run through run_all.sh, which builds first.
@@ -141,14 +141,21 @@ def idle_cpus(seconds):
 
 
 def cpu_model():
+    """The CPU's name with its family and model: VMs often show only "Intel(R) Xeon(R) Processor"."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the first CPU's block
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return "unknown"
+    name = fields.get("model name", "unknown")
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']} model {fields['model']})"
+    return name
 
 
 def fmt_table(rows, header, left=2):
@@ -175,7 +182,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget", type=float, default=1.0, help="seconds of measured steps per row and side")
     ap.add_argument("--min-reps", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=2, help="alternations per row (best median per side)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternations per row (best median per side)")
     ap.add_argument("--wait-policy", choices=["auto", "passive", "active", "unset"], default="auto",
                     help="OMP_WAIT_POLICY for both sides; unset: the OpenMP runtime's default (spin, then "
                          "sleep), fastest when idle; passive: robust when the machine is busy; auto (default): "

@@ -2,7 +2,7 @@
 # The one command: build the benchmarks if needed, check the PyTorch peer against the parity
 # fixtures, then run mae.cpp and PyTorch alternately on every config and mode and print the table
 # (see README.md). Arguments go to compare.py, e.g.
-#   benchmarks/run_all.sh                       # everything, ~10 min on 2 idle cores
+#   benchmarks/run_all.sh                       # everything, ~11 min on 2 idle cores
 #   benchmarks/run_all.sh --config tiny32 --mode train
 #   benchmarks/run_all.sh --update-readme       # also rewrite README.md's results section
 # Environment: MAE_BENCH_BUILD (build folder, default build-bench), MAE_FIXTURES (default ../shared/fixtures).
