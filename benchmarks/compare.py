@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """mae.cpp vs PyTorch, measured in one run: the table of benchmarks/README.md.
 
+0. The peer's OpenBLAS kernel (--openblas-coretype, below), chosen first: the check and every timing
+   of PyTorch run with it.
 1. PyTorch peer check: pytorch_mae.py --check-fixtures on shared/fixtures/mae_parity (float64, every
    loss / output / gradient within 1e-9 of each tensor's max). The comparison stops if it fails: the
    peer must be the same model before its speed means anything.
@@ -224,28 +226,9 @@ def main():
     load_before = load_average()
     all_lines = []
 
-    # 1. the peer must reproduce the official fixtures
-    parity = os.path.normpath(os.path.join(args.fixtures, "mae_parity"))
-    fixture_note = "not checked (--skip-check)"
-    if not args.skip_check:
-        log(f"[1/3] PyTorch peer vs {parity} (float64)")
-        lines = run_json([PYTHON, peer, "--check-fixtures", parity, "--json"], env=torch_env())
-        all_lines += lines
-        for l in lines:
-            log(f"      {l['fixture']:10s} {'OK' if l['ok'] else 'FAIL'}  worst {l['worst_tensor']} {l['worst_rel_err']:.2g}")
-        if not lines or not all(l["ok"] for l in lines):
-            log("compare: the PyTorch peer does not reproduce the fixtures; not comparing speed")
-            return 1
-        worst = max(lines, key=lambda l: l["worst_rel_err"])
-        fixture_note = (f"{len(lines)} fixtures reproduced in float64, worst {worst['worst_rel_err']:.1g} of a tensor's "
-                        f"max ({worst['fixture']} {worst['worst_tensor']}; tolerance 1e-9)")
-
-    # 2. GEMM peaks: measured again by every process of step 3; the best of the run counts
-    log(f"[2/3] GEMM peaks ({args.threads} threads)")
+    # 0. the peer's OpenBLAS kernel (its fixture check and its timings run with the same one)
     common = ["--json", "--threads", str(args.threads)]
-    peaks = {"ours": [], "torch": []}
-    ours_peak_line = [l for l in run_json([bench_step, "--peak-only"] + common, env=ours_env())
-                      if l.get("kind") == "peak"][0]
+    log(f"[0/3] PyTorch's OpenBLAS kernel (--openblas-coretype {args.openblas_coretype})")
     coretype_note = ""
     if args.openblas_coretype == "auto":
         tried = []
@@ -264,6 +247,28 @@ def main():
         torch_peak_line = [l for l in run_json([PYTHON, peer, "--peak-only"] + common, env=torch_env())
                            if l.get("kind") == "peak"][0]
     log(f"compare: PyTorch runs with OPENBLAS_CORETYPE {OPENBLAS_CORETYPE or 'unset'}{coretype_note}")
+
+    # 1. the peer must reproduce the official fixtures
+    parity = os.path.normpath(os.path.join(args.fixtures, "mae_parity"))
+    fixture_note = "not checked (--skip-check)"
+    if not args.skip_check:
+        log(f"[1/3] PyTorch peer vs {parity} (float64)")
+        lines = run_json([PYTHON, peer, "--check-fixtures", parity, "--json"], env=torch_env())
+        all_lines += lines
+        for l in lines:
+            log(f"      {l['fixture']:10s} {'OK' if l['ok'] else 'FAIL'}  worst {l['worst_tensor']} {l['worst_rel_err']:.2g}")
+        if not lines or not all(l["ok"] for l in lines):
+            log("compare: the PyTorch peer does not reproduce the fixtures; not comparing speed")
+            return 1
+        worst = max(lines, key=lambda l: l["worst_rel_err"])
+        fixture_note = (f"{len(lines)} fixtures reproduced in float64, worst {worst['worst_rel_err']:.1g} of a tensor's "
+                        f"max ({worst['fixture']} {worst['worst_tensor']}; tolerance 1e-9)")
+
+    # 2. GEMM peaks: measured again by every process of step 3; the best of the run counts
+    log(f"[2/3] GEMM peaks ({args.threads} threads)")
+    peaks = {"ours": [], "torch": []}
+    ours_peak_line = [l for l in run_json([bench_step, "--peak-only"] + common, env=ours_env())
+                      if l.get("kind") == "peak"][0]
     all_lines += [ours_peak_line] + ([] if coretype_note else [torch_peak_line])
     peaks["ours"].append(ours_peak_line["gflops"])
     peaks["torch"].append(torch_peak_line["gflops"])
