@@ -1,21 +1,20 @@
 #!/usr/bin/python3
 """mae.cpp vs PyTorch, measured in one run: the table of benchmarks/README.md.
 
-0. The peer's OpenBLAS kernel (--openblas-coretype, below), chosen first: the check and every timing
-   of PyTorch run with it.
+0. The peer's OpenBLAS kernel (--openblas-coretype, default auto), chosen first: the check and every
+   timing of PyTorch run with it. The environment sets OPENBLAS_CORETYPE=Haswell, which halves
+   OpenBLAS's sgemm on an AVX-512 CPU, and with it unset OpenBLAS 0.3.21 takes a CPU it does not know
+   (the Xeon of model 207, say) for a Prescott and runs at a fifth of its speed. auto times torch.mm
+   with OPENBLAS_CORETYPE unset and set to each kernel the CPU's flags allow (Cooperlake, SkylakeX,
+   Haswell or Zen) and keeps the fastest; OPENBLAS_L2_SIZE is always removed.
 1. PyTorch peer check: pytorch_mae.py --check-fixtures on shared/fixtures/mae_parity (float64, every
    loss / output / gradient within 1e-9 of each tensor's max). The comparison stops if it fails: the
    peer must be the same model before its speed means anything.
 2. GEMM peaks: every bench_step process times 2048^3 and 3072^3 sgemms through mae's default backend,
-   every pytorch_mae.py process torch.mm at the same sizes, same thread count; each side's peak is the fastest call of
-   the whole run (a busy machine lowers the peak only when it is busy the whole time).
+   every pytorch_mae.py process torch.mm at the same sizes, same thread count; each side's peak is the
+   fastest call of the whole run (a busy machine lowers the peak only when it is busy the whole time).
 3. For each config and mode: bench_step, then pytorch_mae.py, then PyTorch again and bench_step
-   again, and so on for --rounds alternations (3, the default); each side keeps its lowest median. PyTorch runs with its best OpenBLAS
-   kernel (--openblas-coretype, default auto): the environment sets OPENBLAS_CORETYPE=Haswell, which
-   halves OpenBLAS's sgemm on an AVX-512 CPU, and with it unset OpenBLAS 0.3.21 takes a CPU it does not
-   know (the Xeon of model 207, say) for a Prescott and runs at a fifth of its speed. auto times
-   torch.mm with OPENBLAS_CORETYPE unset and set to each kernel the CPU's flags allow (SkylakeX,
-   Cooperlake, Haswell, Zen) and keeps the fastest; OPENBLAS_L2_SIZE is always removed.
+   again, and so on for --rounds alternations (3, the default); each side keeps its lowest median.
 4. Prints the table (ours / PyTorch time ratios, < 1 means mae.cpp is faster) and the asymmetric-
    encoder speedups; --markdown FILE writes it as Markdown, --update-readme replaces the results
    section of benchmarks/README.md.
