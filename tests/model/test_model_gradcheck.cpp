@@ -236,6 +236,32 @@ TEST_CASE("Gradients::PerBlock hands every block's gradient to the sink once, fi
   CHECK(m.grad("blocks.1.mlp.fc2.weight") == full.model.grad("blocks.1.mlp.fc2.weight"));
 }
 
+
+TEST_CASE("Gradients::PerBlock: a sink that returns true has zeroed the gradients itself, false or void "
+          "leaves it to the model",
+          "[model]") {
+  ModelCase c;
+  Model& m = c.model;
+  m.set_gradients(Model::Gradients::PerBlock);
+  auto nonzero = [&] {
+    const mae::Span<double> storage = m.grad_arena();
+    Index n = 0;
+    for (Index i = 0; i < storage.size; ++i) n += storage[i] != 0.0;
+    return n;
+  };
+  Index calls = 0;
+  c.loss();
+  m.backward(1.0, [&](Index) { ++calls; return false; });
+  CHECK(nonzero() == 0);
+  c.loss();
+  m.backward(1.0, [&](Index) { ++calls; return true; });  // claims a zero fill it did not do
+  CHECK(nonzero() > 0);  // so the model trusted it: the last block's and the other tensors' gradients remain
+  CHECK(calls == 8);
+  m.zero_grad();
+  c.loss();
+  m.backward(1.0, [&](Index) { ++calls; });
+  CHECK(nonzero() == 0);
+}
 TEST_CASE("MaeViT with attention probabilities rebuilt in backward: same loss, gradients and features, bit for bit",
           "[model]") {
   ModelCase kept, lean;

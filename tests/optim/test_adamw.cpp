@@ -306,3 +306,35 @@ TEST_CASE("adamw: begin_step then apply on each part is step() bit for bit; appl
   CHECK(m1 == m2);
   CHECK(v1 == v2);
 }
+
+TEMPLATE_TEST_CASE("adamw: a segment with clear = g steps bit for bit as without it and leaves g zero",
+                   "[adamw]", float, double) {
+  using T = TestType;
+  std::mt19937 rng(21);
+  mae::CpuEigen be;  // parallel_for of every CPU backend: the serial (small) and the OpenMP (large) loop
+  for (const Index n : {Index(41), Index(70001)}) {
+    Tensor<T> plain(n, true, rng);
+    Tensor<T> cleared = plain;
+    mae::AdamW<T> a, b;
+    for (int s = 0; s < 3; ++s) {
+      plain.new_gradient(rng, 5);
+      cleared.g = plain.g;
+      auto seg = cleared.segment();
+      seg.clear = cleared.g.data();
+      a.step(be, {plain.segment()}, 1e-3 * (s + 1));
+      b.step(be, {seg}, 1e-3 * (s + 1));
+      INFO("n " << n << ", step " << s + 1);
+      CHECK(std::memcmp(plain.p.data(), cleared.p.data(), sizeof(T) * n) == 0);
+      CHECK(std::memcmp(plain.m.data(), cleared.m.data(), sizeof(T) * n) == 0);
+      CHECK(std::memcmp(plain.v.data(), cleared.v.data(), sizeof(T) * n) == 0);
+      CHECK(std::count(cleared.g.begin(), cleared.g.end(), T(0)) == n);
+      CHECK(std::count(plain.g.begin(), plain.g.end(), T(0)) < n);  // the plain step leaves g alone
+    }
+  }
+  std::vector<T> p(4, T(1)), g(4, T(1)), m(4, T(0)), v(4, T(0)), other(4, T(1));
+  typename mae::AdamW<T>::Segment bad{p.data(), g.data(), m.data(), v.data(), 4, true, other.data()};
+  mae::AdamW<T> opt;
+  CHECK_THROWS_WITH(opt.step(be, {bad}, 1e-3), Catch::Contains("segment 0") && Catch::Contains("clear"));
+  CHECK(opt.step_count() == 0);
+  CHECK(other == std::vector<T>(4, T(1)));
+}

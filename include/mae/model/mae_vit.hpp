@@ -3,7 +3,8 @@
 //   backward(scale): adds scale · d loss / d θ into the gradient arena (the caller zeroes it: zero_grad)
 //   features(imgs, n): encoder on all patches in natural order, no masking -> (n, 1 + L, D)
 // Gradient storage (set_gradients, model/grad_layout.hpp): Full, or PerBlock, where every block's
-// gradients go to backward's sink once final and their shared buffer is zeroed when the sink returns.
+// gradients go to backward's sink once final and their shared buffer is zeroed when the sink returns
+// (unless the sink returns true: it zeroed them itself, e.g. in its optimizer pass).
 // Parameters, gradients and activations live in three arenas of backend memory. The parameter arena is
 // made at construction; the gradient and training-activation arenas, planned for one batch size, on the
 // first call that needs them (forward, zero_grad, grad, grad_arena), so a model used only for features
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "mae/backend/policy.hpp"
@@ -167,21 +169,25 @@ class MaeViT {
   }
   // The same, calling sink(k) as soon as the gradients of block k (block_spans()[k]) are final, and
   // sink(kNonBlock) at the end for every other tensor; read them through grad_data. With
-  // Gradients::PerBlock each of those gradients is zeroed when its sink call returns.
+  // Gradients::PerBlock each of those gradients is zeroed when its sink call returns, unless the sink
+  // returns bool and returned true: then it has left every element of them zero itself (AdamW with
+  // Segment::clear does, in its own pass, instead of a second pass over the buffer here).
   template <class Sink>
   void backward(T scale, Sink&& sink) {
     MAE_CHECK(forward_done_, "MaeViT::backward called before forward");
     const Index depth = cfg_.depth;
-    auto done = [&](Index k) {
-      sink(k);
-      if (grad_mode_ == Gradients::PerBlock) zero(*be_, grads_.at(grad_layout_.rest_size(), block_spans()[k].size));
+    auto finish = [&](Index k, Index offset, Index n) {  // sink(k), then the PerBlock zero fill it did not do
+      bool cleared = false;
+      if constexpr (std::is_same_v<std::invoke_result_t<Sink&, Index>, bool>) cleared = sink(k);
+      else sink(k);
+      if (grad_mode_ == Gradients::PerBlock && !cleared) zero(*be_, grads_.at(offset, n));
     };
+    auto done = [&](Index k) { finish(k, grad_layout_.rest_size(), block_spans()[k].size); };
     loss_.backward(*be_, dec_.pred, target_, mask_.data, batch_, stats_, scale, dpred_);
     decoder_.backward(*be_, dec_, enc_.out, ids_shuffle(), ids_restore(), dpred_, scratch_, dlatent_,
                       [&](Index i) { done(depth + i); });
     encoder_.backward(*be_, enc_, dlatent_, scratch_, [&](Index i) { done(i); });
-    sink(kNonBlock);
-    if (grad_mode_ == Gradients::PerBlock) zero(*be_, grads_.at(0, grad_layout_.rest_size()));
+    finish(kNonBlock, 0, grad_layout_.rest_size());
   }
 
   // ---- results of the last forward, copied to the host ----------------------------------------

@@ -82,6 +82,20 @@ struct AdamWKernel {
   }
 };
 
+// The same step, then g := 0 where it was read: the step and the zero fill of the next accumulation
+// in one pass (the gradient line is in cache when it is cleared), for a caller that would zero the
+// gradient right after the step (an optimizer applied inside backward, block by block).
+template <class T>
+struct AdamWClearKernel {
+  AdamWKernel<T> step;
+  T* g;  // step.g, writable
+
+  MAE_HOST_DEVICE void operator()(Index i) const {
+    step(i);
+    g[i] = T(0);
+  }
+};
+
 // The kernel for step number t (t >= 1, the count after incrementing) on (p, g, m, v): host
 // arithmetic in double, exactly as PyTorch forms its Python scalars, then a cast to T.
 template <class T>
@@ -121,6 +135,7 @@ class AdamW {
     T* v;        // second moment (exp_avg_sq), updated in place
     Index n;     // element count
     bool decay;  // weight_decay if true, 0 otherwise (mae_decays)
+    T* clear = nullptr;  // null, or g itself: the step then writes 0 there after reading each element
   };
 
   explicit AdamW(double beta1 = 0.9, double beta2 = 0.95, double eps = 1e-8, double weight_decay = 0.05)
@@ -168,8 +183,10 @@ class AdamW {
   void run(B& be, const std::vector<Segment>& segments, double lr) const {
     for (const Segment& seg : segments) {
       if (seg.n == 0) continue;
-      be.parallel_for(seg.n, adamw_kernel<T>(seg.p, seg.g, seg.m, seg.v, lr, seg.decay ? weight_decay_ : 0.0,
-                                             beta1_, beta2_, eps_, step_));
+      const AdamWKernel<T> k =
+          adamw_kernel<T>(seg.p, seg.g, seg.m, seg.v, lr, seg.decay ? weight_decay_ : 0.0, beta1_, beta2_, eps_, step_);
+      if (seg.clear) be.parallel_for(seg.n, AdamWClearKernel<T>{k, seg.clear});
+      else be.parallel_for(seg.n, k);
     }
   }
   static void check(const std::vector<Segment>& segments, double lr, const char* what) {
@@ -179,6 +196,8 @@ class AdamW {
       MAE_CHECK(seg.n >= 0, "AdamW::", what, ": segment ", s, " has negative size ", seg.n);
       MAE_CHECK(seg.n == 0 || (seg.p && seg.g && seg.m && seg.v), "AdamW::", what, ": segment ", s, " (", seg.n,
                 " elements) has a null pointer");
+      MAE_CHECK(!seg.clear || seg.clear == seg.g, "AdamW::", what, ": segment ", s,
+                " clears memory that is not its gradient (clear must be null or g)");
     }
   }
 

@@ -5,7 +5,8 @@
 // The AdamW moments live in two arenas that mirror the parameter arena (same offsets).
 // With accum_iter 1 (and OptimConfig::fuse_into_backward, the default) the step is applied inside
 // backward, block by block, as each block's gradients become final: the model then keeps gradients
-// for one block at a time (MaeViT Gradients::PerBlock), not for the whole model. Every element sees
+// for one block at a time (MaeViT Gradients::PerBlock), not for the whole model, and AdamW zeroes each
+// gradient in the pass that reads it (Segment::clear: no separate zero fill). Every element sees
 // the same gradient, lr and step count as in a step after backward, so the results are bit for bit
 // the same; only the order in which tensors are updated changes.
 #pragma once
@@ -40,8 +41,10 @@ class TrainLoop {
     for (Index e = 0; e < Index(entries.size()); ++e) {
       const ParamInfo& p = entries[e];
       if (!p.trainable) continue;
-      const typename AdamW<T>::Segment seg{model.param_arena().data + p.offset, model.grad_data(e),
-                                           exp_avg_.data() + p.offset, exp_avg_sq_.data() + p.offset, p.numel, p.decay};
+      // fused: AdamW zeroes each gradient as it reads it, for the next backward (see iteration)
+      T* g = model.grad_data(e);
+      const typename AdamW<T>::Segment seg{model.param_arena().data + p.offset, g, exp_avg_.data() + p.offset,
+                                           exp_avg_sq_.data() + p.offset, p.numel, p.decay, fused_ ? g : nullptr};
       const Index k = model.block_of(e);
       (fused_ && k != Model::kNonBlock ? block_segments_[k] : segments_).push_back(seg);
     }
@@ -58,8 +61,11 @@ class TrainLoop {
     B& be = model_->backend();
     if (fused_) {
       adamw_.begin_step();
+      // The segments cover every trainable tensor, so each sink call leaves its gradients zero (the
+      // rest of the buffer is padding, never written): true, the model need not fill them again.
       model_->backward(T(1), [&](Index k) {
         adamw_.apply(be, k == Model::kNonBlock ? segments_ : block_segments_[k], lr_);
+        return true;
       });
     } else {
       model_->backward(T(1) / T(schedule_.accum_iter));
