@@ -73,32 +73,32 @@ def torch_env():
     return env
 
 
-def cpu_flags():
+def cpu_info():
+    """The first CPU's fields of /proc/cpuinfo ("model name", "flags", ...); empty where unreadable."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if not line.strip():
+                    break  # the end of the first CPU's block
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return set()
+    return fields
 
 
 def coretype_candidates():
     """OpenBLAS kernels this CPU can run, best first; None stands for OPENBLAS_CORETYPE unset."""
-    flags, vendor = cpu_flags(), ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            vendor = next((l.split(":", 1)[1].strip() for l in f if l.startswith("vendor_id")), "")
-    except OSError:
-        pass
+    info = cpu_info()
+    flags = set(info.get("flags", "").split())
     out = [None]
-    if "avx512f" in flags and "avx512bw" in flags and "avx512vl" in flags:
+    if {"avx512f", "avx512bw", "avx512vl"} <= flags:
         if "avx512_bf16" in flags:
             out.append("Cooperlake")
         out.append("SkylakeX")
-    if "avx2" in flags and "fma" in flags:
-        out.append("Zen" if vendor == "AuthenticAMD" else "Haswell")
+    if {"avx2", "fma"} <= flags:
+        out.append("Zen" if info.get("vendor_id") == "AuthenticAMD" else "Haswell")
     return out
 
 
@@ -143,19 +143,10 @@ def idle_cpus(seconds):
 
 def cpu_model():
     """The CPU's name with its family and model: VMs often show only "Intel(R) Xeon(R) Processor"."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break  # the first CPU's block
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    name = fields.get("model name", "unknown")
-    if "cpu family" in fields and "model" in fields:
-        name += f" (family {fields['cpu family']} model {fields['model']})"
+    info = cpu_info()
+    name = info.get("model name", "unknown")
+    if "cpu family" in info and "model" in info:
+        name += f" (family {info['cpu family']} model {info['model']})"
     return name
 
 
@@ -228,23 +219,18 @@ def main():
     # 0. the peer's OpenBLAS kernel (its fixture check and its timings run with the same one)
     common = ["--json", "--threads", str(args.threads)]
     log(f"[0/3] PyTorch's OpenBLAS kernel (--openblas-coretype {args.openblas_coretype})")
-    coretype_note = ""
-    if args.openblas_coretype == "auto":
-        tried = []
-        for ct in coretype_candidates():
-            OPENBLAS_CORETYPE = ct
-            line = [l for l in run_json([PYTHON, peer, "--peak-only"] + common, env=torch_env())
-                    if l.get("kind") == "peak"][0]
-            all_lines.append(line)
-            tried.append((line["gflops"], ct, line))
-            log(f"      PyTorch, OPENBLAS_CORETYPE {ct or 'unset'}: {line['gflops']:.1f} GFLOP/s")
-        best = max(tried, key=lambda t: t[0])
-        OPENBLAS_CORETYPE, torch_peak_line = best[1], best[2]
-        coretype_note = " (auto, torch.mm peak: " + ", ".join(
-            f"{ct or 'unset'} {g:.0f}" for g, ct, _ in tried) + " GFLOP/s)"
-    else:
-        torch_peak_line = [l for l in run_json([PYTHON, peer, "--peak-only"] + common, env=torch_env())
-                           if l.get("kind") == "peak"][0]
+    candidates = coretype_candidates() if args.openblas_coretype == "auto" else [OPENBLAS_CORETYPE]
+    tried = []  # (GFLOP/s, core type, the peak line)
+    for ct in candidates:
+        OPENBLAS_CORETYPE = ct
+        line = [l for l in run_json([PYTHON, peer, "--peak-only"] + common, env=torch_env())
+                if l.get("kind") == "peak"][0]
+        all_lines.append(line)
+        tried.append((line["gflops"], ct, line))
+        log(f"      PyTorch, OPENBLAS_CORETYPE {ct or 'unset'}: {line['gflops']:.1f} GFLOP/s")
+    _, OPENBLAS_CORETYPE, torch_peak_line = max(tried, key=lambda t: t[0])
+    coretype_note = "" if len(tried) == 1 else " (auto, torch.mm peak: " + ", ".join(
+        f"{ct or 'unset'} {g:.0f}" for g, ct, _ in tried) + " GFLOP/s)"
     log(f"compare: PyTorch runs with OPENBLAS_CORETYPE {OPENBLAS_CORETYPE or 'unset'}{coretype_note}")
 
     # 1. the peer must reproduce the official fixtures
@@ -268,7 +254,7 @@ def main():
     peaks = {"ours": [], "torch": []}
     ours_peak_line = [l for l in run_json([bench_step, "--peak-only"] + common, env=ours_env())
                       if l.get("kind") == "peak"][0]
-    all_lines += [ours_peak_line] + ([] if coretype_note else [torch_peak_line])
+    all_lines.append(ours_peak_line)
     peaks["ours"].append(ours_peak_line["gflops"])
     peaks["torch"].append(torch_peak_line["gflops"])
     log(f"      mae.cpp ({ours_peak_line['backend']}) {peaks['ours'][0]:.1f} GFLOP/s, "

@@ -236,7 +236,6 @@ TEST_CASE("Gradients::PerBlock hands every block's gradient to the sink once, fi
   CHECK(m.grad("blocks.1.mlp.fc2.weight") == full.model.grad("blocks.1.mlp.fc2.weight"));
 }
 
-
 TEST_CASE("Gradients::PerBlock: a sink that returns true has zeroed the gradients itself, false or void "
           "leaves it to the model",
           "[model]") {
@@ -262,6 +261,7 @@ TEST_CASE("Gradients::PerBlock: a sink that returns true has zeroed the gradient
   m.backward(1.0, [&](Index) { ++calls; });
   CHECK(nonzero() == 0);
 }
+
 TEST_CASE("MaeViT with attention probabilities rebuilt in backward: same loss, gradients and features, bit for bit",
           "[model]") {
   ModelCase kept, lean;
