@@ -38,15 +38,19 @@ float reference_exp(float x) {
   const std::int32_t bits = (std::int32_t(to_bits(shifted)) - 0x4B400000 + 127) << 23;
   return p * from_bits(std::uint32_t(bits));
 }
-float reference_normal_cdf(float x) {
+struct ReferenceCdfPdf {
+  float cdf, pdf;
+};
+ReferenceCdfPdf reference_normal_cdf_pdf(float x) {
   const float z = x * 0.707106781186547524f, a = z < 0 ? -z : z;
   const float t = 1.0f / (1.0f + 0.5f * a);
-  float p = 0.17087277f;
-  for (float c : {-0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f, -0.18628806f, 0.09678418f, 0.37409196f,
-                  1.00002368f, -1.26551223f})
-    p = p * t + c;
-  const float erfc_a = t * reference_exp(p - a * a);
-  return z < 0 ? 0.5f * erfc_a : 1.0f - 0.5f * erfc_a;
+  float q = -0.058847334f;
+  for (float c : {0.28348873f, -0.48493910f, 0.27546543f, -0.024821194f, 0.20191736f, 0.24330004f, 0.28234804f,
+                  0.28208799f})
+    q = q * t + c;
+  const float g = reference_exp(-(a * a));
+  const float half_erfc = (0.5f * t) * (q * g);
+  return {z < 0 ? half_erfc : 1.0f - half_erfc, 0.398942280f * g};
 }
 
 std::vector<float> probe_values() {
@@ -61,24 +65,28 @@ std::vector<float> probe_values() {
 
 }  // namespace
 
-TEST_CASE("float exp and normal_cdf without branches equal the branchy formulas bit for bit", "[math]") {
+TEST_CASE("float exp and normal_cdf_pdf without branches equal the branchy formulas bit for bit", "[math]") {
   long checked = 0;
   for (float x : probe_values()) {
     INFO("x = " << x << " (bits 0x" << std::hex << to_bits(x) << ")");
     REQUIRE(same_bits(mae::math::exp(x), reference_exp(x)));
-    REQUIRE(same_bits(mae::math::normal_cdf(x), reference_normal_cdf(x)));
+    const ReferenceCdfPdf want = reference_normal_cdf_pdf(x);
+    const mae::math::CdfPdf<float> got = mae::math::normal_cdf_pdf(x);
+    REQUIRE(same_bits(got.cdf, want.cdf));
+    REQUIRE(same_bits(got.pdf, want.pdf));
+    REQUIRE(same_bits(mae::math::normal_cdf(x), want.cdf));
     ++checked;
   }
   CHECK(checked > 1000000);
 }
 
-// normal_cdf's error budget: the erfc fit (1.2e-7 relative), exp (1 ulp) and a few float roundings,
-// plus the rounding of the argument −a² (a = |x|/√2, ~3 roundings of 6e-8 relative each), which exp
-// turns into a relative error of ~1.8e-7 · a²: 5e-7 + 2e-7 · a² in all (relative below 0.5, where
-// the erfc form has no cancellation; absolute above).
-TEST_CASE("float exp is within 2 ulp of libm's on [-87, 88]; normal_cdf within its error budget on [-9, 9]",
+// normal_cdf_pdf's error budget: the erfc fit (4.2e-8 relative), exp (1 ulp) and a few float
+// roundings, plus the rounding of the argument −a² (a = |x|/√2, ~3 roundings of 6e-8 relative each),
+// which exp turns into a relative error of ~1.8e-7 · a²: 5e-7 + 2e-7 · a² in all (relative below 0.5,
+// where the erfc form has no cancellation; absolute above). φ shares the exp: the same budget.
+TEST_CASE("float exp is within 2 ulp of libm's on [-87, 88]; normal_cdf_pdf within its error budget on [-9, 9]",
           "[math]") {
-  double worst_exp = 0, worst_cdf = 0;
+  double worst_exp = 0, worst_cdf = 0, worst_pdf = 0;
   for (int i = -870000; i <= 880000; i += 7) {
     const float x = float(i) * 1e-4f;
     const double e = std::exp(double(x));
@@ -86,13 +94,18 @@ TEST_CASE("float exp is within 2 ulp of libm's on [-87, 88]; normal_cdf within i
     worst_exp = std::max(worst_exp, std::abs(double(mae::math::exp(x)) - e) / ulp);
     if (std::abs(x) < 9) {
       const double c = 0.5 * std::erfc(-double(x) / std::sqrt(2.0));
-      const double err = std::abs(double(mae::math::normal_cdf(x)) - c) / (c < 0.5 ? c : 1.0);
-      worst_cdf = std::max(worst_cdf, err / (5e-7 + 2e-7 * double(x) * double(x) / 2));  // in budgets
+      const double pdf = std::exp(-0.5 * double(x) * double(x)) / std::sqrt(2.0 * 3.14159265358979323846);
+      const mae::math::CdfPdf<float> got = mae::math::normal_cdf_pdf(x);
+      const double budget = 5e-7 + 2e-7 * double(x) * double(x) / 2;
+      worst_cdf = std::max(worst_cdf, std::abs(double(got.cdf) - c) / (c < 0.5 ? c : 1.0) / budget);  // in budgets
+      worst_pdf = std::max(worst_pdf, std::abs(double(got.pdf) - pdf) / pdf / budget);
     }
   }
-  INFO("worst exp error " << worst_exp << " ulp, worst normal_cdf error " << worst_cdf << " of its budget");
+  INFO("worst exp error " << worst_exp << " ulp, worst normal_cdf error " << worst_cdf << " and pdf error "
+                          << worst_pdf << " of their budgets");
   CHECK(worst_exp <= 2.0);
   CHECK(worst_cdf <= 1.0);
+  CHECK(worst_pdf <= 1.0);
 }
 
 TEST_CASE("lane_sum adds term i into lane i % 8 in order, then the lanes pairwise (4, 2, 1)", "[math]") {

@@ -1,6 +1,7 @@
 // GELU, exact erf form as torch.nn.GELU() (not the tanh approximation).
 //   forward:  y = x · Φ(x) = 0.5 · x · (1 + erf(x / √2))     (Φ: math::normal_cdf)
-//   backward: dx += dy · (Φ(x) + x · φ(x)),   φ(x) = exp(-x²/2) / √(2π)
+//   backward: dx += dy · (Φ(x) + x · φ(x)),   φ(x) = exp(-x²/2) / √(2π)   (both from math::normal_cdf_pdf,
+//             which computes the exp once for Φ and φ)
 // The MLP keeps only x (its fc1 output) between forward and backward: GeluRecompute rebuilds y for
 // fc2's weight gradient and turns dy into dx in the same pass, so the GELU output is never stored.
 #pragma once
@@ -10,8 +11,8 @@
 namespace mae {
 namespace kernels {
 template <class T>
-MAE_HOST_DEVICE inline T gelu_slope(T x, T cdf) {  // d gelu / dx given Φ(x)
-  return cdf + x * (math::inv_sqrt_2pi<T> * math::exp(T(-0.5) * x * x));
+MAE_HOST_DEVICE inline T gelu_slope(T x, math::CdfPdf<T> c) {  // d gelu / dx given Φ(x), φ(x)
+  return c.cdf + x * c.pdf;
 }
 template <class T>
 struct GeluForward {
@@ -45,7 +46,7 @@ struct GeluBackward {
   const T* x; const T* dy; T* dx;
   MAE_HOST_DEVICE void operator()(Index i) const {
     const T v = x[i];
-    const T g = dy[i] * gelu_slope(v, math::normal_cdf(v));
+    const T g = dy[i] * gelu_slope(v, math::normal_cdf_pdf(v));
     if constexpr (Accumulate) dx[i] += g;
     else dx[i] = g;
   }
@@ -56,9 +57,10 @@ struct GeluRecompute {
   static constexpr bool kWideVectors = true;  // 512-bit vectors where available (CpuKernels)
   const T* x; T* y; T* d;
   MAE_HOST_DEVICE void operator()(Index i) const {
-    const T v = x[i], cdf = math::normal_cdf(v);
-    y[i] = v * cdf;
-    d[i] *= gelu_slope(v, cdf);
+    const T v = x[i];
+    const math::CdfPdf<T> c = math::normal_cdf_pdf(v);
+    y[i] = v * c.cdf;
+    d[i] *= gelu_slope(v, c);
   }
 };
 }  // namespace kernels
