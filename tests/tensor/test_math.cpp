@@ -108,20 +108,31 @@ TEST_CASE("float exp is within 2 ulp of libm's on [-87, 88]; normal_cdf_pdf with
   CHECK(worst_pdf <= 1.0);
 }
 
-TEST_CASE("lane_sum adds term i into lane i % 8 in order, then the lanes pairwise (4, 2, 1)", "[math]") {
-  std::vector<float> x(61);
+// The explicit model of lane_sum's order for `lanes` lanes: lane i % lanes, then pairwise halves.
+static float modelled_lane_sum(const std::vector<float>& x, mae::Index n, int lanes) {
+  std::vector<float> lane(std::size_t(lanes), 0.0f);
+  for (mae::Index i = 0; i < n; ++i) lane[std::size_t(i % lanes)] += x[std::size_t(i)];
+  for (int w = lanes / 2; w > 0; w /= 2)
+    for (int j = 0; j < w; ++j) lane[std::size_t(j)] += lane[std::size_t(j + w)];
+  return lane[0];
+}
+
+TEST_CASE("lane_sum adds term i into lane i % Lanes in order, then the lanes pairwise (8 and 16 lanes)", "[math]") {
+  static_assert(mae::math::kLanes == 8 && mae::math::kWideLanes == 16, "the lane counts the model is run for");
+  std::vector<float> x(83);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::ldexp(float((i * 37) % 101) - 50.0f, -int(i % 13)) + 1e-3f;
+  auto term = [&](mae::Index i) { return x[std::size_t(i)]; };
+  bool orders_differ = false;
   for (mae::Index n = 0; n <= mae::Index(x.size()); ++n) {
-    float lane[8] = {};
-    for (mae::Index i = 0; i < n; ++i) lane[i % 8] += x[std::size_t(i)];
-    for (int w : {4, 2, 1})
-      for (int j = 0; j < w; ++j) lane[j] += lane[j + w];
-    const float got = mae::math::lane_sum<float>(n, [&](mae::Index i) { return x[std::size_t(i)]; });
     INFO("n = " << n);
-    CHECK(same_bits(got, lane[0]));
+    CHECK(same_bits(mae::math::lane_sum<float>(n, term), modelled_lane_sum(x, n, 8)));
+    CHECK(same_bits(mae::math::lane_sum<float, mae::math::kWideLanes>(n, term), modelled_lane_sum(x, n, 16)));
+    orders_differ = orders_differ || !same_bits(modelled_lane_sum(x, n, 8), modelled_lane_sum(x, n, 16));
   }
+  CHECK(orders_differ);  // the data tell the two orders apart, so both checks mean something
   // and it is a sum: exact on small integers whatever the order
   CHECK(mae::math::lane_sum<double>(100, [](mae::Index i) { return double(i); }) == 4950.0);
+  CHECK(mae::math::lane_sum<double, mae::math::kWideLanes>(100, [](mae::Index i) { return double(i); }) == 4950.0);
 }
 
 TEST_CASE("lane_max is the maximum for every length and position of the maximum", "[math]") {

@@ -22,8 +22,8 @@ struct LayerNormForward {  // one row per call
   MAE_HOST_DEVICE void operator()(Index r) const {
     const T* xr = x + r * ldx;
     T* yr = y + r * ldy;
-    const T mu = math::lane_sum<T>(dim, [xr](Index c) { return xr[c]; }) / T(dim);
-    const T v = math::lane_sum<T>(dim, [xr, mu](Index c) { return (xr[c] - mu) * (xr[c] - mu); });
+    const T mu = math::lane_sum<T, math::kWideLanes>(dim, [xr](Index c) { return xr[c]; }) / T(dim);
+    const T v = math::lane_sum<T, math::kWideLanes>(dim, [xr, mu](Index c) { return (xr[c] - mu) * (xr[c] - mu); });
     const T rs = T(1) / math::sqrt(v / T(dim) + eps);
     normalize_row(xr, yr, gamma, beta, dim, mu, rs);
     mean[r] = mu;
@@ -50,8 +50,8 @@ struct LayerNormBackwardInput {  // one row per call
     T* dxr = dx + r * lddx;
     const T mu = mean[r], rs = rstd[r];
     const T* gm = gamma;  // locals, for the lambdas to capture
-    const T sg = math::lane_sum<T>(dim, [dyr, gm](Index c) { return dyr[c] * gm[c]; });
-    const T sgx = math::lane_sum<T>(dim, [dyr, gm, xr, mu, rs](Index c) { return dyr[c] * gm[c] * (xr[c] - mu) * rs; });
+    const T sg = math::lane_sum<T, math::kWideLanes>(dim, [dyr, gm](Index c) { return dyr[c] * gm[c]; });
+    const T sgx = math::lane_sum<T, math::kWideLanes>(dim, [dyr, gm, xr, mu, rs](Index c) { return dyr[c] * gm[c] * (xr[c] - mu) * rs; });
     const T mg = sg / T(dim), mgx = sgx / T(dim);
     for (Index c = 0; c < dim; ++c) {
       const T xhat = (xr[c] - mu) * rs;
