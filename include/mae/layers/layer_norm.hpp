@@ -64,20 +64,22 @@ struct LayerNormBackwardParams {  // one chunk of columns per call (see AddColum
   const T* x; Index ldx; const T* dy; Index lddy; Index rows, dim; const T* mean; const T* rstd; T* dgamma; T* dbeta;
   MAE_HOST_DEVICE void operator()(Index chunk) const {
     const Index c0 = chunk * kColumnChunk, nc = dim - c0 < kColumnChunk ? dim - c0 : kColumnChunk;
-    T sgm[kColumnChunk] = {}, sb[kColumnChunk] = {};
-    for (Index r = 0; r < rows; ++r) {
-      const T* xr = x + r * ldx + c0;
-      const T* dr = dy + r * lddy + c0;
-      const T mu = mean[r], rs = rstd[r];
-      for_chunk(nc, [&](Index j) {
-        sgm[j] += dr[j] * ((xr[j] - mu) * rs);
-        sb[j] += dr[j];
-      });
-    }
-    for (Index j = 0; j < nc; ++j) {
-      dgamma[c0 + j] += sgm[j];
-      dbeta[c0 + j] += sb[j];
-    }
+    with_chunk_width(nc, [&](auto width) {
+      T sgm[kColumnChunk] = {}, sb[kColumnChunk] = {};
+      for (Index r = 0; r < rows; ++r) {
+        const T* xr = x + r * ldx + c0;
+        const T* dr = dy + r * lddy + c0;
+        const T mu = mean[r], rs = rstd[r];
+        for (Index j = 0; j < Index(width); ++j) {
+          sgm[j] += dr[j] * ((xr[j] - mu) * rs);
+          sb[j] += dr[j];
+        }
+      }
+      for (Index j = 0; j < Index(width); ++j) {
+        dgamma[c0 + j] += sgm[j];
+        dbeta[c0 + j] += sb[j];
+      }
+    });
   }
 };
 }  // namespace kernels

@@ -40,14 +40,16 @@ struct UnshuffleBackwardMaskToken {  // kColumnChunk columns per call: Σ over r
   const T* dz; const std::int64_t* ids_restore; Index n, l, keep, dim; T* dmask;
   MAE_HOST_DEVICE void operator()(Index chunk) const {
     const Index c0 = chunk * kColumnChunk, nc = dim - c0 < kColumnChunk ? dim - c0 : kColumnChunk;
-    T s[kColumnChunk] = {};
-    for (Index i = 0; i < n; ++i)
-      for (Index t = 0; t < l; ++t)
-        if (ids_restore[i * l + t] >= keep) {
-          const T* in = dz + (i * (1 + l) + 1 + t) * dim + c0;
-          for_chunk(nc, [&](Index j) { s[j] += in[j]; });
-        }
-    for (Index j = 0; j < nc; ++j) dmask[c0 + j] += s[j];
+    with_chunk_width(nc, [&](auto width) {
+      T s[kColumnChunk] = {};
+      for (Index i = 0; i < n; ++i)
+        for (Index t = 0; t < l; ++t)
+          if (ids_restore[i * l + t] >= keep) {
+            const T* in = dz + (i * (1 + l) + 1 + t) * dim + c0;
+            for (Index j = 0; j < Index(width); ++j) s[j] += in[j];
+          }
+      for (Index j = 0; j < Index(width); ++j) dmask[c0 + j] += s[j];
+    });
   }
 };
 }  // namespace kernels

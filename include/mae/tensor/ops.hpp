@@ -1,6 +1,7 @@
 // Elementwise helpers shared by the layers: fill, copy, accumulate. Each is a functor launched
 // through Backend::parallel_for, so it runs on whichever memory the backend owns.
 #pragma once
+#include <type_traits>
 #include "mae/backend/policy.hpp"
 #include "mae/tensor/view.hpp"
 
@@ -48,27 +49,31 @@ struct AddRowVectorAndResidual {
 // deterministic.
 inline constexpr Index kColumnChunk = 32;
 MAE_HOST_DEVICE inline Index column_chunks(Index cols) { return (cols + kColumnChunk - 1) / kColumnChunk; }
-// body(j) for j < nc (the columns of one chunk): a full chunk runs with a compile-time trip count,
-// which the compiler unrolls into independent vector adds (with nc only known at run time the
-// row loop was one latency-bound chain).
+// body(width) for one chunk of nc columns: width is std::integral_constant<Index, kColumnChunk> for
+// a full chunk and nc (an Index) for the last, narrower one; loops `j < Index(width)`. A full chunk
+// then has compile-time trip counts, so its partial sums (a local array declared inside body, one per
+// instantiation) live in vector registers; with nc only known at run time they stayed on the stack, a
+// load and a store per column and row (AddColumnSums: 0.13-0.16 -> 0.04-0.08 ns per element in cache).
 template <class F>
-MAE_HOST_DEVICE inline void for_chunk(Index nc, const F& body) {
+MAE_HOST_DEVICE inline void with_chunk_width(Index nc, const F& body) {
   if (nc == kColumnChunk)
-    for (Index j = 0; j < kColumnChunk; ++j) body(j);
+    body(std::integral_constant<Index, kColumnChunk>{});
   else
-    for (Index j = 0; j < nc; ++j) body(j);
+    body(nc);
 }
 template <class T>
 struct AddColumnSums {  // out(c) += sum_r x(r, c); one chunk of columns per call
   const T* x; Index rows, cols, ld; T* out;
   MAE_HOST_DEVICE void operator()(Index chunk) const {
     const Index c0 = chunk * kColumnChunk, nc = cols - c0 < kColumnChunk ? cols - c0 : kColumnChunk;
-    T s[kColumnChunk] = {};
-    for (Index r = 0; r < rows; ++r) {
-      const T* xr = x + r * ld + c0;
-      for_chunk(nc, [&](Index j) { s[j] += xr[j]; });
-    }
-    for (Index j = 0; j < nc; ++j) out[c0 + j] += s[j];
+    with_chunk_width(nc, [&](auto width) {
+      T s[kColumnChunk] = {};
+      for (Index r = 0; r < rows; ++r) {
+        const T* xr = x + r * ld + c0;
+        for (Index j = 0; j < Index(width); ++j) s[j] += xr[j];
+      }
+      for (Index j = 0; j < Index(width); ++j) out[c0 + j] += s[j];
+    });
   }
 };
 }  // namespace kernels
