@@ -59,6 +59,11 @@ MAE_HOST_DEVICE inline double sqrt(double x) { return ::sqrt(x); }
 MAE_HOST_DEVICE inline float max(float a, float b) { return a > b ? a : b; }
 MAE_HOST_DEVICE inline double max(double a, double b) { return a > b ? a : b; }
 
+template <class T>
+inline constexpr T inv_sqrt2 = T(0.70710678118654752440084436210484903928);
+template <class T>
+inline constexpr T inv_sqrt_2pi = T(0.39894228040143267793994605993438186848);
+
 // Φ(x) = 0.5 · (1 + erf(x / √2)), the standard normal CDF (exact GELU is x · Φ(x)), with the
 // normal density φ(x) = exp(−x²/2) / √(2π) that GELU's slope needs (normal_cdf_pdf: one exp for both).
 // double: from libm's erf and exp. float: Φ(x) = erfc(−x/√2) / 2, no cancellation for negative x,
@@ -70,11 +75,12 @@ template <class T>
 struct CdfPdf {
   T cdf, pdf;
 };
+MAE_HOST_DEVICE inline double normal_cdf(double x) { return 0.5 * (1.0 + ::erf(x * inv_sqrt2<double>)); }
 MAE_HOST_DEVICE inline CdfPdf<double> normal_cdf_pdf(double x) {
-  return {0.5 * (1.0 + ::erf(x * 0.70710678118654752440)), 0.39894228040143267794 * ::exp(-0.5 * x * x)};
+  return {normal_cdf(x), inv_sqrt_2pi<double> * ::exp(-0.5 * x * x)};
 }
 MAE_HOST_DEVICE inline CdfPdf<float> normal_cdf_pdf(float x) {
-  const float z = x * 0.707106781186547524f, a = detail::float_of(detail::bits_of(z) & 0x7fffffff);  // |z|
+  const float z = x * inv_sqrt2<float>, a = detail::float_of(detail::bits_of(z) & 0x7fffffff);  // |z|
   const float t = 1.0f / (1.0f + 0.5f * a);
   float q = -0.058847334f;
   q = q * t + 0.28348873f;
@@ -85,11 +91,10 @@ MAE_HOST_DEVICE inline CdfPdf<float> normal_cdf_pdf(float x) {
   q = q * t + 0.24330004f;
   q = q * t + 0.28234804f;
   q = q * t + 0.28208799f;
-  const float g = exp(-(a * a));            // exp(−x²/2)
+  const float g = exp(-(a * a));                 // exp(−x²/2)
   const float half_erfc = (0.5f * t) * (q * g);  // erfc(|z|) / 2
-  return {detail::select(detail::mask_if(z < 0), half_erfc, 1.0f - half_erfc), 0.398942280f * g};
+  return {detail::select(detail::mask_if(z < 0), half_erfc, 1.0f - half_erfc), inv_sqrt_2pi<float> * g};
 }
-MAE_HOST_DEVICE inline double normal_cdf(double x) { return 0.5 * (1.0 + ::erf(x * 0.70710678118654752440)); }
 MAE_HOST_DEVICE inline float normal_cdf(float x) { return normal_cdf_pdf(x).cdf; }
 
 // Σ_{i<n} term(i) in Lanes interleaved partial sums (term i goes to lane i % Lanes), then the lanes
@@ -126,10 +131,5 @@ MAE_HOST_DEVICE inline T lane_max(const T* x, Index n) {
     for (Index j = 0; j < w; ++j) acc[j] = max(acc[j], acc[j + w]);
   return acc[0];
 }
-
-template <class T>
-inline constexpr T inv_sqrt2 = T(0.70710678118654752440084436210484903928);
-template <class T>
-inline constexpr T inv_sqrt_2pi = T(0.39894228040143267793994605993438186848);
 
 }  // namespace mae::math
