@@ -4,6 +4,8 @@
 // the forward scratch is NaN again before backward, which rebuilds what the block does not keep.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
@@ -179,5 +181,53 @@ TEST_CASE("Block keeps x1, the LayerNorm statistics, qkv and fc1's output; rebui
   for (std::size_t k = 0; k < lean.p.size(); ++k) {
     INFO(lean.p[k].name);
     CHECK(lean.p[k].grad == kept.p[k].grad);
+  }
+}
+
+TEST_CASE("Block forward_rows / backward_rows are the full block on the listed rows, with dy zero on the others",
+          "[block][grad]") {
+  // rows of the n·t = 10: some per sample, not the same count in each (the block does not assume it)
+  const std::vector<std::int64_t> rows = {1, 3, 4, 6, 8, 9};
+  const Index m = Index(rows.size()), dim = 12;
+  for (const bool keep_probs : {false, true}) {
+    INFO("attention probabilities kept: " << keep_probs);
+    BlockCase full(2, 5, dim, 3, 24, 100, keep_probs), part(2, 5, dim, 3, 24, 100, keep_probs);
+    for (Index i = 0, j = 0; i < 10; ++i)  // the loss reads only the listed rows
+      if (j < m && rows[j] == i) ++j;
+      else std::fill(full.g.begin() + i * dim, full.g.begin() + (i + 1) * dim, 0.0);
+    full.objective();
+    full.backward();
+
+    Vec y_rows(m * dim, kNaN), g_rows(m * dim);
+    for (Index j = 0; j < m; ++j)
+      std::copy(part.g.begin() + rows[j] * dim, part.g.begin() + (rows[j] + 1) * dim, g_rows.begin() + j * dim);
+    auto objective = [&] {
+      t::prefill_nan(y_rows);
+      part.blk.forward_rows(part.be, MatView<const double>(part.x.data(), 10, dim), rows.data(),
+                            MatView<double>(y_rows.data(), m, dim), 2, 5, part.c(),
+                            {part.fscratch.data(), Index(part.fscratch.size())});
+      return t::dot(y_rows, g_rows);
+    };
+    objective();
+    double worst = 0;
+    for (Index j = 0; j < m; ++j)
+      for (Index c = 0; c < dim; ++c) worst = std::max(worst, std::abs(y_rows[j * dim + c] - full.y[rows[j] * dim + c]));
+    CHECK(worst <= 1e-12);
+
+    t::prefill_nan(part.scratch);
+    t::prefill_nan(part.fscratch);
+    part.blk.backward_rows(part.be, MatView<const double>(part.x.data(), 10, dim),
+                           MatView<const double>(g_rows.data(), m, dim), rows.data(), 2, 5, part.c(),
+                           {part.scratch.data(), Index(part.scratch.size())}, MatView<double>(part.dx.data(), 10, dim));
+    REQUIRE(t::all_finite(part.dx));
+    CHECK(t::max_abs_diff(t::minus_sentinel(part.dx), t::minus_sentinel(full.dx)) <= 1e-12);
+    for (std::size_t k = 0; k < part.p.size(); ++k) {
+      INFO(part.p[k].name);
+      CHECK(t::max_abs_diff(t::minus_sentinel(part.p[k].grad), t::minus_sentinel(full.p[k].grad)) <= 1e-12);
+    }
+    // and against central differences of <y_rows, g_rows> itself, for x
+    auto f = [&](const Vec&) { return objective(); };
+    const t::ScopedOmpThreads serial(1);
+    t::require_fd("x (rows)", t::fd_check(f, part.x, t::minus_sentinel(part.dx)));
   }
 }

@@ -4,6 +4,7 @@
 // in double on CpuEigen. Closed forms are computed here in long double from the images.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -191,5 +192,47 @@ TEST_CASE("MSE loss backward writes dpred = scale·dloss/dpred, zero on kept pat
     double worst = 0;
     for (std::size_t i = 0; i < d1.size(); ++i) worst = std::max(worst, std::abs(lc.dpred[i] - 0.25 * d1[i]));
     CHECK(worst <= 1e-16);
+  }
+}
+
+TEMPLATE_TEST_CASE("MseLoss forward_rows / backward_rows on the removed patches' rows only: the same loss and dpred, "
+                   "bit for bit",
+                   "[mse_loss]", float, double) {
+  using T = TestType;
+  for (const bool norm_pix : {false, true}) {
+    INFO("norm_pix " << norm_pix);
+    LossCase lc(norm_pix, 610);
+    const Index n = lc.n, L = lc.L, P = lc.P;
+    std::vector<T> imgs(lc.imgs.begin(), lc.imgs.end()), pred(lc.pred.begin(), lc.pred.end());
+    std::vector<T> mask(lc.mask.begin(), lc.mask.end()), target(n * L * P), err(n * L), stats(2), dpred(pred.size());
+    mae::MseLoss<T> loss{lc.img, lc.p, lc.chans, norm_pix};
+    loss.target(lc.be, imgs.data(), n, MatView<T>(target.data(), n * L, P));
+    loss.forward(lc.be, MatView<const T>(pred.data(), n * (1 + L), P), MatView<const T>(target.data(), n * L, P),
+                 mask.data(), n, Span<T>{err.data(), n * L}, Span<T>{stats.data(), 2});
+    loss.backward(lc.be, MatView<const T>(pred.data(), n * (1 + L), P), MatView<const T>(target.data(), n * L, P),
+                  mask.data(), n, Span<const T>{stats.data(), 2}, T(0.5), MatView<T>(dpred.data(), n * (1 + L), P));
+
+    std::vector<std::int64_t> rows;  // decoder rows of the removed patches, ascending
+    for (Index i = 0; i < n * L; ++i)
+      if (mask[i] != T(0)) rows.push_back(i + i / L + 1);
+    const Index m = Index(rows.size());
+    REQUIRE(m == n * 5);
+    std::vector<T> pred_rows(m * P), err_rows(m), stats_rows(2), dpred_rows(m * P);
+    for (Index j = 0; j < m; ++j)
+      std::copy(pred.begin() + rows[j] * P, pred.begin() + (rows[j] + 1) * P, pred_rows.begin() + j * P);
+    loss.forward_rows(lc.be, MatView<const T>(pred_rows.data(), m, P), MatView<const T>(target.data(), n * L, P),
+                      rows.data(), Span<T>{err_rows.data(), m}, Span<T>{stats_rows.data(), 2});
+    CHECK(stats_rows == stats);
+    loss.backward_rows(lc.be, MatView<const T>(pred_rows.data(), m, P), MatView<const T>(target.data(), n * L, P),
+                       rows.data(), Span<const T>{stats_rows.data(), 2}, T(0.5), MatView<T>(dpred_rows.data(), m, P));
+    bool same = true;
+    for (Index j = 0; j < m; ++j)
+      same = same && std::equal(dpred_rows.begin() + j * P, dpred_rows.begin() + (j + 1) * P, dpred.begin() + rows[j] * P);
+    CHECK(same);
+    T left_out = 0;  // the rows left out (cls, kept patches) are those backward gives zero gradient
+    for (Index r = 0, j = 0; r < n * (1 + L); ++r)
+      if (j < m && rows[j] == r) ++j;
+      else for (Index k = 0; k < P; ++k) left_out += std::abs(dpred[r * P + k]);
+    CHECK(left_out == T(0));
   }
 }

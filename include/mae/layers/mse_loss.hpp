@@ -4,8 +4,13 @@
 //   e(n, l) = mean_P (pred − target)²;   loss = Σ e · mask / Σ mask      (mask 1 = removed)
 //   backward: dpred(n, l, :) = scale · mask(n, l) · 2 (pred − target) / (P · Σ mask)
 // pred rows are the decoder's (N*(1+L), P) output; row 0 of each sample (cls) gets zero gradient.
+// forward_rows / backward_rows: pred holds only the removed patches' rows (decoder rows `rows`,
+// ascending): the same loss bit for bit (the masked sum skips only zero terms, in the same order)
+// and the same dpred on those rows.
 // The reduction is one sequential sum on the device: deterministic, and no host round trip.
 #pragma once
+#include <cstdint>
+
 #include "mae/tensor/math.hpp"
 #include "mae/tensor/view.hpp"
 
@@ -43,13 +48,25 @@ struct PatchError {  // e(n, l) = mean_P (pred − target)²; one patch per call
   }
 };
 template <class T>
-struct MaskedMean {  // stats = {Σ e·mask / Σ mask, Σ mask}; a single call
+struct PatchErrorRows {  // e(i) for pred row i = decoder row rows[i]; one row per call
+  const T* pred; const T* target; const std::int64_t* rows; Index l, pd; T* err;
+  MAE_HOST_DEVICE void operator()(Index i) const {
+    const Index row = rows[i], patch = row - row / (1 + l) - 1;
+    const T* pr = pred + i * pd;
+    const T* tr = target + patch * pd;
+    T s = T(0);
+    for (Index k = 0; k < pd; ++k) s += (pr[k] - tr[k]) * (pr[k] - tr[k]);
+    err[i] = s / T(pd);
+  }
+};
+template <class T>
+struct MaskedMean {  // stats = {Σ e·mask / Σ mask, Σ mask} (mask null: all ones); a single call
   const T* err; const T* mask; Index count; T* stats;
   MAE_HOST_DEVICE void operator()(Index) const {
     T num = T(0), den = T(0);
     for (Index i = 0; i < count; ++i) {
-      num += err[i] * mask[i];
-      den += mask[i];
+      num += mask ? err[i] * mask[i] : err[i];
+      den += mask ? mask[i] : T(1);
     }
     stats[0] = num / den;
     stats[1] = den;
@@ -66,6 +83,14 @@ struct LossGrad {  // writes dpred for every row of the decoder output; one elem
     }
     const Index patch = n * l + t - 1;
     dpred[e] = mask[patch] * (T(2) * scale / (T(pd) * stats[1])) * (pred[e] - target[patch * pd + k]);
+  }
+};
+template <class T>
+struct LossGradRows {  // dpred for pred row i = decoder row rows[i] (a removed patch); one element per call
+  const T* pred; const T* target; const std::int64_t* rows; const T* stats; Index l, pd; T scale; T* dpred;
+  MAE_HOST_DEVICE void operator()(Index e) const {
+    const Index i = e / pd, k = e % pd, row = rows[i], patch = row - row / (1 + l) - 1;
+    dpred[e] = (T(2) * scale / (T(pd) * stats[1])) * (pred[e] - target[patch * pd + k]);  // LossGrad's, mask 1
   }
 };
 }  // namespace kernels
@@ -91,6 +116,16 @@ struct MseLoss {
     be.parallel_for(n * l, kernels::PatchError<T>{pred.data, target.data, l, patch_dim(), err.data}, 2 * patch_dim());
     be.parallel_for(1, kernels::MaskedMean<T>{err.data, mask, n * l, stats.data});
   }
+  // The same for pred (m, P) on the removed patches only: row i is decoder row rows[i] (ascending;
+  // the rows whose mask is 1). err: m values.
+  template <class B>
+  void forward_rows(B& be, MatView<const T> pred, MatView<const T> target, const std::int64_t* rows, Span<T> err,
+                    Span<T> stats) const {
+    const Index l = grid() * grid();
+    be.parallel_for(pred.rows, kernels::PatchErrorRows<T>{pred.data, target.data, rows, l, patch_dim(), err.data},
+                    2 * patch_dim());
+    be.parallel_for(1, kernels::MaskedMean<T>{err.data, nullptr, pred.rows, stats.data});
+  }
   // dpred := scale · d loss / d pred (written, not accumulated: it starts the backward pass).
   template <class B>
   void backward(B& be, MatView<const T> pred, MatView<const T> target, const T* mask, Index n, Span<const T> stats,
@@ -98,6 +133,13 @@ struct MseLoss {
     const Index l = grid() * grid();
     be.parallel_for(n * (1 + l) * patch_dim(),
                     kernels::LossGrad<T>{pred.data, target.data, mask, stats.data, l, patch_dim(), scale, dpred.data});
+  }
+  template <class B>
+  void backward_rows(B& be, MatView<const T> pred, MatView<const T> target, const std::int64_t* rows,
+                     Span<const T> stats, T scale, MatView<T> dpred) const {
+    const Index l = grid() * grid();
+    be.parallel_for(pred.rows * patch_dim(), kernels::LossGradRows<T>{pred.data, target.data, rows, stats.data, l,
+                                                                      patch_dim(), scale, dpred.data});
   }
 };
 

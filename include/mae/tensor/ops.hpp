@@ -1,6 +1,7 @@
 // Elementwise helpers shared by the layers: fill, copy, accumulate. Each is a functor launched
 // through Backend::parallel_for, so it runs on whichever memory the backend owns.
 #pragma once
+#include <cstdint>
 #include <type_traits>
 #include "mae/backend/policy.hpp"
 #include "mae/tensor/view.hpp"
@@ -42,6 +43,27 @@ struct AddRowVectorAndResidual {
       for (Index c = 0; c < cols; ++c) yr[c] = (yr[c] + v[c]) + xr[c];
     else
       for (Index c = 0; c < cols; ++c) yr[c] += xr[c];
+  }
+};
+// dst(i, :) = src(rows[i], :) for a (count, cols) dst; one row per call.
+template <class T>
+struct GatherRows {
+  const T* src; Index ld_src; const std::int64_t* rows; Index cols; T* dst; Index ld_dst;
+  MAE_HOST_DEVICE void operator()(Index i) const {
+    const T* s = src + rows[i] * ld_src;
+    T* d = dst + i * ld_dst;
+    for (Index c = 0; c < cols; ++c) d[c] = s[c];
+  }
+};
+// dst(rows[i], :) = src(i, :); the rows of dst not listed are left as they are. One row per call
+// (rows must be distinct).
+template <class T>
+struct ScatterRows {
+  const T* src; Index ld_src; const std::int64_t* rows; Index cols; T* dst; Index ld_dst;
+  MAE_HOST_DEVICE void operator()(Index i) const {
+    const T* s = src + i * ld_src;
+    T* d = dst + rows[i] * ld_dst;
+    for (Index c = 0; c < cols; ++c) d[c] = s[c];
   }
 };
 // Column reductions walk kColumnChunk adjacent columns per call, so each row read is one
@@ -101,6 +123,18 @@ template <class B, class T>
 void add_row_vector_and_residual(B& be, MatView<T> y, const T* v, MatView<const T> x) {
   MAE_ASSERT(x.rows == y.rows && x.cols == y.cols, "add_row_vector_and_residual: shapes differ");
   be.parallel_for(y.rows, kernels::AddRowVectorAndResidual<T>{y.data, y.cols, y.ld, v, x.data, x.ld}, 2 * y.cols);
+}
+// dst(i, :) = src(rows[i], :), i < dst.rows (rows: dst.rows indices in backend memory).
+template <class B, class T>
+void gather_rows(B& be, MatView<const T> src, const std::int64_t* rows, MatView<T> dst) {
+  MAE_ASSERT(src.cols == dst.cols && dst.rows <= src.rows, "gather_rows: shapes");
+  be.parallel_for(dst.rows, kernels::GatherRows<T>{src.data, src.ld, rows, dst.cols, dst.data, dst.ld}, dst.cols);
+}
+// dst(rows[i], :) = src(i, :), i < src.rows; dst's other rows are untouched.
+template <class B, class T>
+void scatter_rows(B& be, MatView<const T> src, const std::int64_t* rows, MatView<T> dst) {
+  MAE_ASSERT(src.cols == dst.cols && src.rows <= dst.rows, "scatter_rows: shapes");
+  be.parallel_for(src.rows, kernels::ScatterRows<T>{src.data, src.ld, rows, src.cols, dst.data, dst.ld}, src.cols);
 }
 template <class B, class T>
 void add_column_sums(B& be, MatView<const T> x, T* out) {

@@ -9,6 +9,7 @@
 // gradient in the pass that reads it (Segment::clear: no separate zero fill). Every element sees
 // the same gradient, lr and step count as in a step after backward, so the results are bit for bit
 // the same; only the order in which tensors are updated changes.
+// The model is set to predict only the patches the loss reads (MaeViT Predict::LossPatches).
 #pragma once
 #include <vector>
 
@@ -36,6 +37,7 @@ class TrainLoop {
     zero(be, exp_avg_sq_.span());
     fused_ = opt.fuse_into_backward && schedule_.accum_iter == 1;
     model.set_gradients(fused_ ? Model::Gradients::PerBlock : Model::Gradients::Full);
+    model.set_predict(Model::Predict::LossPatches);  // the loss reads only the removed patches' predictions
     const auto& entries = model.table().entries();
     block_segments_.resize(model.block_spans().size());
     for (Index e = 0; e < Index(entries.size()); ++e) {
