@@ -13,7 +13,10 @@
 //
 // FLOPs are GEMM FLOPs (2·m·n·k) counted from the config: every Linear and both attention products,
 // forward; training adds the two backward products of each (×3), except that the patch embedding
-// needs no input gradient. LayerNorm, softmax, GELU, the loss and AdamW are not counted. The peak is
+// needs no input gradient. LayerNorm, softmax, GELU, the loss and AdamW are not counted. These are
+// the model's FLOPs, the same count for PyTorch's step: ours skips the last decoder block's MLP half,
+// decoder_norm and decoder_pred on the rows no loss reads (Predict::LossPatches; 1.3-3.2% of the count),
+// so its GFLOP/s is model FLOPs per second, not FLOPs executed. The peak is
 // the GFLOP/s of the fastest of repeated 2048³ and 3072³ float GEMMs through the same backend and thread count,
 // measured in this run (or given with --peak). The asymmetric-encoder speedup is train_nomask ms / train ms,
 // printed next to the FLOP ratio of the two steps.
