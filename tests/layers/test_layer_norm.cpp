@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -151,4 +152,41 @@ TEST_CASE("LayerNorm dx sums to zero over each row (y does not change when a row
     for (Index k = 0; k < 12; ++k) s += lc.dx[r * 12 + k];
     CHECK(std::abs(s) <= 1e-12);
   }
+}
+
+TEMPLATE_TEST_CASE("LayerNorm backward with a residual is the separate add then backward, bit for bit", "[layer_norm]",
+                   float, double) {
+  using T = TestType;
+  const Index rows = 7, dim = 40;  // 40: two 16-lane blocks and a tail
+  auto vec = [](Index n, std::uint64_t seed, double std = 1.0, double mean = 0.0) {
+    const Vec v = t::random_normal(n, seed, std, mean);
+    return std::vector<T>(v.begin(), v.end());
+  };
+  const std::vector<T> x = vec(rows * dim, 31, 1.5, 0.2), dy = vec(rows * dim, 32), res = vec(rows * dim, 33),
+                       start = vec(rows * dim, 34);
+  std::vector<T> gamma = vec(dim, 35, 0.3, 1.0), beta = vec(dim, 36, 0.2), y(rows * dim), cache(2 * rows);
+  mae::CpuEigen be;
+  auto run = [&](int mode, std::vector<T>& dx) {  // 0: add then backward, 1: residual kept, 2: residual, overwrite
+    std::vector<T> dgamma(dim, T(0)), dbeta(dim, T(0));
+    mae::LayerNorm<T> ln{dim, T(1e-6), {gamma.data(), dgamma.data(), dim}, {beta.data(), dbeta.data(), dim}};
+    const auto c = ln.make_cache({cache.data(), 2 * rows}, rows);
+    ln.forward(be, MatView<const T>(x.data(), rows, dim), MatView<T>(y.data(), rows, dim), c);
+    const MatView<const T> xv(x.data(), rows, dim), dyv(dy.data(), rows, dim), rv(res.data(), rows, dim);
+    const MatView<T> dxv(dx.data(), rows, dim);
+    if (mode == 0) {
+      for (std::size_t i = 0; i < dx.size(); ++i) dx[i] += res[i];
+      ln.backward(be, xv, dyv, c, dxv);
+    } else {
+      ln.backward(be, xv, dyv, c, dxv, rv, /*accumulate=*/mode == 1);
+    }
+  };
+  std::vector<T> sep = start, kept = start, fresh(rows * dim, std::numeric_limits<T>::quiet_NaN());
+  run(0, sep);
+  run(1, kept);
+  CHECK(kept == sep);
+  std::vector<T> from_zero(rows * dim, T(0));
+  run(0, from_zero);  // 0 + res = res exactly: the overwrite mode's reference
+  run(2, fresh);      // the NaNs are never read
+  CHECK(fresh == from_zero);
+  CHECK(sep != from_zero);  // the start values matter in the kept mode
 }

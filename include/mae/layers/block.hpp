@@ -97,10 +97,10 @@ struct Block {
     MatView<T> xn(scratch.data + 2 * r * dim, r, dim);
     Span<T> inner = scratch.sub(3 * r * dim, scratch.size - 3 * r * dim);
     const MatView<const T> x1(c.x1.data, r, dim);
-    copy(be, dy.span(), dx1);
     norm2.recompute(be, x1, xn, c.ln2);
     mlp.backward(be, MatView<const T>(xn), dy, c.mlp, inner, MatView<T>(dxn.data, r, dim), false);
-    norm2.backward(be, x1, MatView<const T>(dxn.data, r, dim), c.ln2, MatView<T>(dx1.data, r, dim));
+    norm2.backward(be, x1, MatView<const T>(dxn.data, r, dim), c.ln2, MatView<T>(dx1.data, r, dim), dy,
+                   /*accumulate=*/false);  // dx1 = dy + LN2ᵀ(MLPᵀ(dy))
     backward_attention(be, x, n, t, c, scratch, dx, accumulate);
   }
 
@@ -113,10 +113,9 @@ struct Block {
         xn_rows(scratch.data + 2 * r * dim, m, dim), dxn_rows(scratch.data, m, dim);
     Span<T> inner = scratch.sub(3 * r * dim, scratch.size - 3 * r * dim);
     const MatView<const T> x1_rows(c.x1.data, m, dim);
-    copy(be, dy.span(), dx1_rows.span());
     norm2.recompute(be, x1_rows, xn_rows, c.ln2);
     mlp.backward(be, MatView<const T>(xn_rows), dy, rows_cache(c.mlp, m), inner, dxn_rows, false);
-    norm2.backward(be, x1_rows, MatView<const T>(dxn_rows), c.ln2, dx1_rows);
+    norm2.backward(be, x1_rows, MatView<const T>(dxn_rows), c.ln2, dx1_rows, dy, /*accumulate=*/false);
     zero(be, dx1.span());
     scatter_rows(be, MatView<const T>(dx1_rows), rows, dx1);
     backward_attention(be, x, n, t, c, scratch, dx, accumulate);
@@ -136,9 +135,8 @@ struct Block {
     norm1.recompute(be, x, xn, c.ln1);
     attn.backward(be, MatView<const T>(xn), MatView<const T>(dx1.data, r, dim), n, t, c.attn, inner,
                   MatView<T>(dxn.data, r, dim), false);
-    if (accumulate) add_to(be, Span<const T>(dx1), dx.span());
-    else copy(be, Span<const T>(dx1), dx.span());
-    norm1.backward(be, x, MatView<const T>(dxn.data, r, dim), c.ln1, dx);
+    norm1.backward(be, x, MatView<const T>(dxn.data, r, dim), c.ln1, dx, MatView<const T>(dx1.data, r, dim),
+                   accumulate);  // dx (+)= dx1 + LN1ᵀ(Attnᵀ(dx1))
   }
 };
 

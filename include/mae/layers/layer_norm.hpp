@@ -40,22 +40,38 @@ struct LayerNormRecompute {  // y again from the cached mean and rstd, one row p
     LayerNormForward<T>::normalize_row(x + r * ldx, y + r * ldy, gamma, beta, dim, mean[r], rstd[r]);
   }
 };
+// dx += v (base null), dx = (dx + base) + v (base, keep_dx) or dx = base + v (base, !keep_dx), with v
+// the LayerNorm's input gradient: the residual stream's add folded into this pass, same roundings as
+// adding base in a pass of its own first. One row per call.
 template <class T>
-struct LayerNormBackwardInput {  // one row per call
+struct LayerNormBackwardInput {
   const T* x; Index ldx; const T* dy; Index lddy; T* dx; Index lddx; const T* gamma; Index dim;
-  const T* mean; const T* rstd;
+  const T* mean; const T* rstd; const T* base = nullptr; Index ldbase = 0; bool keep_dx = true;
   MAE_HOST_DEVICE void operator()(Index r) const {
     const T* xr = x + r * ldx;
     const T* dyr = dy + r * lddy;
     T* dxr = dx + r * lddx;
+    const T* br = base + r * ldbase;
     const T mu = mean[r], rs = rstd[r];
     const T* gm = gamma;  // locals, for the lambdas to capture
     const T sg = math::lane_sum<T, math::kWideLanes>(dim, [dyr, gm](Index c) { return dyr[c] * gm[c]; });
     const T sgx = math::lane_sum<T, math::kWideLanes>(dim, [dyr, gm, xr, mu, rs](Index c) { return dyr[c] * gm[c] * (xr[c] - mu) * rs; });
     const T mg = sg / T(dim), mgx = sgx / T(dim);
-    for (Index c = 0; c < dim; ++c) {
-      const T xhat = (xr[c] - mu) * rs;
-      dxr[c] += rs * (dyr[c] * gamma[c] - mg - xhat * mgx);
+    if (!base) {
+      for (Index c = 0; c < dim; ++c) {
+        const T xhat = (xr[c] - mu) * rs;
+        dxr[c] += rs * (dyr[c] * gamma[c] - mg - xhat * mgx);
+      }
+    } else if (keep_dx) {
+      for (Index c = 0; c < dim; ++c) {
+        const T xhat = (xr[c] - mu) * rs;
+        dxr[c] = (dxr[c] + br[c]) + rs * (dyr[c] * gamma[c] - mg - xhat * mgx);
+      }
+    } else {
+      for (Index c = 0; c < dim; ++c) {
+        const T xhat = (xr[c] - mu) * rs;
+        dxr[c] = br[c] + rs * (dyr[c] * gamma[c] - mg - xhat * mgx);
+      }
     }
   }
 };
@@ -108,10 +124,16 @@ struct LayerNorm {
                                                            c.mean.data, c.rstd.data}, 2 * dim);
   }
 
+  // dx += d(LN)/dx · dy. With a residual (a matrix of dx's shape): dx = [dx +] residual + d(LN)/dx · dy,
+  // the stream's gradient joined in the same pass (accumulate false: dx's old values are not read).
   template <class B>
-  void backward(B& be, MatView<const T> x, MatView<const T> dy, LayerNormCache<T> c, MatView<T> dx) const {
-    be.parallel_for(x.rows, kernels::LayerNormBackwardInput<T>{x.data, x.ld, dy.data, dy.ld, dx.data, dx.ld,
-                                                               gamma.value, dim, c.mean.data, c.rstd.data}, 6 * dim);
+  void backward(B& be, MatView<const T> x, MatView<const T> dy, LayerNormCache<T> c, MatView<T> dx,
+                MatView<const T> residual = {}, bool accumulate = true) const {
+    MAE_ASSERT(residual.data || accumulate, "LayerNorm backward: accumulate false needs a residual");
+    MAE_ASSERT(!residual.data || (residual.rows == dx.rows && residual.cols == dx.cols), "LayerNorm backward: residual");
+    be.parallel_for(x.rows, kernels::LayerNormBackwardInput<T>{x.data, x.ld, dy.data, dy.ld, dx.data, dx.ld, gamma.value,
+                                                               dim, c.mean.data, c.rstd.data, residual.data, residual.ld,
+                                                               accumulate}, 7 * dim);
     be.parallel_for(kernels::column_chunks(dim),
                     kernels::LayerNormBackwardParams<T>{x.data, x.ld, dy.data, dy.ld, x.rows, dim, c.mean.data,
                                                         c.rstd.data, gamma.grad, beta.grad},
