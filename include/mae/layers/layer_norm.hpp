@@ -57,22 +57,13 @@ struct LayerNormBackwardInput {
     const T sg = math::lane_sum<T, math::kWideLanes>(dim, [dyr, gm](Index c) { return dyr[c] * gm[c]; });
     const T sgx = math::lane_sum<T, math::kWideLanes>(dim, [dyr, gm, xr, mu, rs](Index c) { return dyr[c] * gm[c] * (xr[c] - mu) * rs; });
     const T mg = sg / T(dim), mgx = sgx / T(dim);
-    if (!base) {
-      for (Index c = 0; c < dim; ++c) {
-        const T xhat = (xr[c] - mu) * rs;
-        dxr[c] += rs * (dyr[c] * gamma[c] - mg - xhat * mgx);
-      }
-    } else if (keep_dx) {
-      for (Index c = 0; c < dim; ++c) {
-        const T xhat = (xr[c] - mu) * rs;
-        dxr[c] = (dxr[c] + br[c]) + rs * (dyr[c] * gamma[c] - mg - xhat * mgx);
-      }
-    } else {
-      for (Index c = 0; c < dim; ++c) {
-        const T xhat = (xr[c] - mu) * rs;
-        dxr[c] = br[c] + rs * (dyr[c] * gamma[c] - mg - xhat * mgx);
-      }
-    }
+    auto v = [=](Index c) { return rs * (dyr[c] * gm[c] - mg - (xr[c] - mu) * rs * mgx); };
+    if (!base)
+      for (Index c = 0; c < dim; ++c) dxr[c] += v(c);
+    else if (keep_dx)
+      for (Index c = 0; c < dim; ++c) dxr[c] = (dxr[c] + br[c]) + v(c);
+    else
+      for (Index c = 0; c < dim; ++c) dxr[c] = br[c] + v(c);
   }
 };
 template <class T>

@@ -15,7 +15,17 @@
 #include "mae/tensor/view.hpp"
 
 namespace mae {
+// Patch (n, j) (index n·L + j) is decoder row n·(1+L) + 1 + j: row 0 of each sample is the cls token.
+MAE_HOST_DEVICE inline Index decoder_row_of_patch(Index patch, Index l) { return patch + patch / l + 1; }
+MAE_HOST_DEVICE inline Index patch_of_decoder_row(Index row, Index l) { return row - row / (1 + l) - 1; }
+
 namespace kernels {
+template <class T>
+MAE_HOST_DEVICE inline T patch_error(const T* pr, const T* tr, Index pd) {  // mean_P (pred − target)²
+  T s = T(0);
+  for (Index k = 0; k < pd; ++k) s += (pr[k] - tr[k]) * (pr[k] - tr[k]);
+  return s / T(pd);
+}
 template <class T>
 struct PatchifyTarget {  // one patch per call
   const T* imgs; Index chans, img, p, grid; bool norm_pix; T* target;
@@ -39,24 +49,15 @@ struct PatchifyTarget {  // one patch per call
 template <class T>
 struct PatchError {  // e(n, l) = mean_P (pred − target)²; one patch per call
   const T* pred; const T* target; Index l, pd; T* err;
-  MAE_HOST_DEVICE void operator()(Index row) const {
-    const T* pr = pred + ((row / l) * (1 + l) + 1 + row % l) * pd;
-    const T* tr = target + row * pd;
-    T s = T(0);
-    for (Index k = 0; k < pd; ++k) s += (pr[k] - tr[k]) * (pr[k] - tr[k]);
-    err[row] = s / T(pd);
+  MAE_HOST_DEVICE void operator()(Index patch) const {
+    err[patch] = patch_error(pred + decoder_row_of_patch(patch, l) * pd, target + patch * pd, pd);
   }
 };
 template <class T>
 struct PatchErrorRows {  // e(i) for pred row i = decoder row rows[i]; one row per call
   const T* pred; const T* target; const std::int64_t* rows; Index l, pd; T* err;
   MAE_HOST_DEVICE void operator()(Index i) const {
-    const Index row = rows[i], patch = row - row / (1 + l) - 1;
-    const T* pr = pred + i * pd;
-    const T* tr = target + patch * pd;
-    T s = T(0);
-    for (Index k = 0; k < pd; ++k) s += (pr[k] - tr[k]) * (pr[k] - tr[k]);
-    err[i] = s / T(pd);
+    err[i] = patch_error(pred + i * pd, target + patch_of_decoder_row(rows[i], l) * pd, pd);
   }
 };
 template <class T>
@@ -89,7 +90,7 @@ template <class T>
 struct LossGradRows {  // dpred for pred row i = decoder row rows[i] (a removed patch); one element per call
   const T* pred; const T* target; const std::int64_t* rows; const T* stats; Index l, pd; T scale; T* dpred;
   MAE_HOST_DEVICE void operator()(Index e) const {
-    const Index i = e / pd, k = e % pd, row = rows[i], patch = row - row / (1 + l) - 1;
+    const Index k = e % pd, patch = patch_of_decoder_row(rows[e / pd], l);
     dpred[e] = (T(2) * scale / (T(pd) * stats[1])) * (pred[e] - target[patch * pd + k]);  // LossGrad's, mask 1
   }
 };

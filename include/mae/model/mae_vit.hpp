@@ -163,7 +163,7 @@ class MaeViT {
     if (dec_.m > 0) {  // Predict::LossPatches: the decoder rows of the removed patches, ascending
       Index j = 0;
       for (Index i = 0; i < n * l; ++i)
-        if (mask_host_[i] != T(0)) loss_rows_host_[j++] = i + i / l + 1;  // patch (s, p) is row s·(1+L) + 1 + p
+        if (mask_host_[i] != T(0)) loss_rows_host_[j++] = decoder_row_of_patch(i, l);
       MAE_ASSERT(j == dec_.m, "loss rows: count");
       be_->to_device(ids_.data() + 2 * n * l, loss_rows_host_.data(), sizeof(std::int64_t) * j);
       dec_.rows = ids_.data() + 2 * n * l;
@@ -171,7 +171,7 @@ class MaeViT {
     loss_.target(*be_, imgs_.data, n, target_);
     encoder_.forward(*be_, imgs_.data, ids_shuffle(), l, enc_);
     decoder_.forward(*be_, enc_.out, ids_restore(), dec_);
-    if (dec_.m > 0) loss_.forward_rows(*be_, pred_rows(), target_, dec_.rows, err_, stats_);
+    if (dec_.m > 0) loss_.forward_rows(*be_, loss_pred(), target_, dec_.rows, err_, stats_);
     else loss_.forward(*be_, dec_.pred, target_, mask_.data, n, err_, stats_);
     T out[2];
     be_->to_host(out, stats_.data, sizeof(out));
@@ -209,7 +209,7 @@ class MaeViT {
     };
     auto done = [&](Index k) { finish(k, grad_layout_.rest_size(), block_spans()[k].size); };
     const MatView<T> dpred = dpred_.row_block(0, dec_.pred_rows());
-    if (dec_.m > 0) loss_.backward_rows(*be_, pred_rows(), target_, dec_.rows, stats_, scale, dpred);
+    if (dec_.m > 0) loss_.backward_rows(*be_, loss_pred(), target_, dec_.rows, stats_, scale, dpred);
     else loss_.backward(*be_, dec_.pred, target_, mask_.data, batch_, stats_, scale, dpred);
     decoder_.backward(*be_, dec_, enc_.out, ids_shuffle(), ids_restore(), dpred, scratch_, dlatent_,
                       [&](Index i) { done(depth + i); });
@@ -407,7 +407,7 @@ class MaeViT {
     if (predict_ == Predict::AllPatches) return 0;
     return batch_ * (mode_ == Mode::AllTokens ? cfg_.num_patches() : cfg_.num_patches() - cfg_.len_keep());
   }
-  MatView<const T> pred_rows() const { return dec_.pred.row_block(0, dec_.m); }
+  MatView<const T> loss_pred() const { return dec_.pred.row_block(0, dec_.m); }  // LossPatches: pred's rows in use
   const std::int64_t* ids_shuffle() const { return ids_.data(); }
   const std::int64_t* ids_restore() const { return ids_.data() + batch_ * cfg_.num_patches(); }
 
